@@ -1,8 +1,31 @@
-"""yunhu-stream: stream chat messages into YunHu as they are produced."""
+"""yunhu-stream: stream chat messages into YunHu (云湖) as they are produced.
+
+::
+
+    async with Bot(token) as bot:
+        async with bot.stream(to="user:7058262", content_type="markdown") as s:
+            async for token in llm_reply:
+                await s.write(token)
+        print(s.message_info)
+"""
 
 from __future__ import annotations
 
+from . import errors
+from ._client import DEFAULT_BASE_URL, Bot
+from ._streamer import PipeResult, Streamer, StreamState, StreamStatistics
 from ._types import MessageInfo, Recipient
 from ._version import __version__
 
-__all__ = ["MessageInfo", "Recipient", "__version__"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Bot",
+    "MessageInfo",
+    "PipeResult",
+    "Recipient",
+    "StreamState",
+    "StreamStatistics",
+    "Streamer",
+    "__version__",
+    "errors",
+]

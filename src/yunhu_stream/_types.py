@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Union, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 RecvType = Literal["user", "group"]
 StreamContentType = Literal["text", "markdown"]
@@ -48,12 +48,12 @@ class Recipient:
             )
 
     @classmethod
-    def user(cls, id: str | int) -> Recipient:  # noqa: A002 - mirrors YunHu's own naming
+    def user(cls, id: str | int) -> Recipient:
         """A private chat with the user ``id``."""
         return cls("user", str(id))
 
     @classmethod
-    def group(cls, id: str | int) -> Recipient:  # noqa: A002
+    def group(cls, id: str | int) -> Recipient:
         """The group ``id``."""
         return cls("group", str(id))
 
@@ -90,7 +90,7 @@ class Recipient:
         return f"{self.type}:{self.id}"
 
 
-Target = Union[Recipient, str, Replyable]
+Target = Recipient | str | Replyable
 """What ``to=`` accepts."""
 
 

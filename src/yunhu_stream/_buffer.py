@@ -1,0 +1,151 @@
+"""The transcript buffer: everything written, and how much of it is handed to the network.
+
+One growing ``bytearray`` holds the whole transcript. The unsent part — the queue
+the request body drains — is simply its tail past ``taken``. That single
+structure serves every case: coalescing (take the whole tail as one chunk),
+backpressure (bound the tail's length), replay after a failed attempt (move
+``taken`` back to the message start) and rollover (end a message at ``split``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+CHUNK_CAP = 64 * 1024
+"""Largest HTTP chunk the body generator sends at once."""
+
+_PARAGRAPH = (b"\n\n",)
+_LINE = (b"\n",)
+_SENTENCE = ("。".encode(), "！".encode(), "？".encode(), b". ", b"! ", b"? ")
+
+
+def utf8_floor(data: bytes | bytearray, pos: int) -> int:
+    """The largest index <= ``pos`` that does not fall inside a UTF-8 sequence."""
+    while pos > 0 and pos < len(data) and (data[pos] & 0xC0) == 0x80:
+        pos -= 1
+    return pos
+
+
+class TranscriptBuffer:
+    """Bytes written so far, with wake-ups for the one reader and any blocked writers."""
+
+    def __init__(self, max_pending: int, max_message: int | None) -> None:
+        self.data = bytearray()
+        self.taken = 0  # bytes handed to the network (or delivered by edit)
+        self.message_start = 0  # where the current message begins
+        self.split: int | None = None  # where the current message must end (rollover)
+        self.eof = False
+        self.max_pending = max_pending
+        self.max_message = max_message
+        self.unbounded = False  # set when text is delivered whole later (edit/send paths)
+        self._reader: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+
+    # -- writer side ---------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Bytes written but not yet handed on."""
+        return 0 if self.unbounded else len(self.data) - self.taken
+
+    def has_room(self, size: int) -> bool:
+        """Whether ``size`` more bytes fit (a lone oversized write fits an empty buffer)."""
+        pending = self.pending
+        return pending == 0 or pending + size <= self.max_pending
+
+    def append(self, chunk: bytes) -> None:
+        self.data += chunk
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    async def wait_for_room(self) -> None:
+        if self._space is None or self._space.done():
+            self._space = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._space)
+
+    def wake_all(self) -> None:
+        """Wake the reader and every blocked writer (state changed: closed, failed)."""
+        for fut in (self._reader, self._space):
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    # -- reader side ---------------------------------------------------------------------
+
+    async def wait_for_data(self, timeout: float | None) -> bool:
+        """Wait until data or EOF arrives; False if ``timeout`` passed with neither."""
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_future()
+        if timeout is None:
+            await self._reader
+            return True
+        done, _ = await asyncio.wait({self._reader}, timeout=timeout)
+        return bool(done)
+
+    def _freed(self) -> None:
+        space = self._space
+        if space is not None and not space.done():
+            space.set_result(None)
+
+    def take(self) -> bytes | None:
+        """The next chunk for the current message, or None if nothing is ready.
+
+        Returns everything pending up to :data:`CHUNK_CAP` (cut at a UTF-8
+        boundary) and never past the message's split point.
+        """
+        limit = len(self.data)
+        if self.split is None and self.max_message is not None:
+            self._choose_split()
+        if self.split is not None:
+            limit = min(limit, self.split)
+        start = self.taken
+        if limit <= start:
+            return None
+        end = limit if limit - start <= CHUNK_CAP else utf8_floor(self.data, start + CHUNK_CAP)
+        self.taken = end
+        self._freed()
+        return bytes(self.data[start:end])
+
+    def message_done(self) -> bool:
+        """Whether the current message has all it will get (split reached, or EOF)."""
+        if self.split is not None:
+            return self.taken >= self.split
+        return self.eof and self.taken >= len(self.data)
+
+    def deliver_all(self) -> None:
+        """Mark everything written as handed on (text goes out whole, by edit or send)."""
+        self.taken = len(self.data)
+        self._freed()
+
+    def next_message(self) -> None:
+        """Start a new message where the current one ended."""
+        self.message_start = self.split if self.split is not None else self.taken
+        self.taken = self.message_start
+        self.split = None
+
+    def message_text(self) -> str:
+        end = self.split if self.split is not None else len(self.data)
+        return self.data[self.message_start : end].decode("utf-8")
+
+    def _choose_split(self) -> None:
+        """Fix where the current message ends once it nears ``max_message`` bytes.
+
+        In the last quarter of the allowance, the first paragraph, line or sentence
+        end that arrives becomes the split; failing that, the allowance itself (at
+        a UTF-8 boundary) does.
+        """
+        assert self.max_message is not None
+        hard = self.message_start + self.max_message
+        soft = hard - self.max_message // 4
+        size = len(self.data)
+        if size <= soft:
+            return
+        lo, hi = max(self.taken, soft), min(size, hard)
+        for kind in (_PARAGRAPH, _LINE, _SENTENCE):
+            best = max((self.data.rfind(sep, lo, hi) + len(sep) for sep in kind
+                        if self.data.rfind(sep, lo, hi) >= 0), default=-1)
+            if best > lo:
+                self.split = best
+                return
+        if size > hard:
+            self.split = utf8_floor(self.data, hard)

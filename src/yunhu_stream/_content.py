@@ -1,0 +1,94 @@
+"""Validation of what goes into a message's ``content`` object (text, buttons, mentions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+Buttons = Sequence[Sequence[Mapping[str, Any]]]
+"""Rows of buttons: ``[[{"text": "Docs", "actionType": 1, "url": "https://…"}], …]``."""
+
+_ACTIONS = {1: "url", 2: "value", 3: "value"}
+
+
+def check_buttons(buttons: object) -> list[list[dict[str, Any]]] | None:
+    """Validate ``buttons`` and return a JSON-ready copy (``None`` stays ``None``).
+
+    Raises:
+        ValueError: naming the button and what is wrong with it.
+    """
+    if buttons is None:
+        return None
+    if isinstance(buttons, (str, bytes, Mapping)) or not isinstance(buttons, Sequence):
+        raise ValueError(
+            "buttons must be a list of rows, each a list of button dicts, "
+            f"not {type(buttons).__name__}"
+        )
+    rows: list[list[dict[str, Any]]] = []
+    for r, row in enumerate(buttons):
+        if isinstance(row, (str, bytes, Mapping)) or not isinstance(row, Sequence):
+            raise ValueError(f"buttons[{r}] must be a list of button dicts")
+        out: list[dict[str, Any]] = []
+        for c, button in enumerate(row):
+            where = f"buttons[{r}][{c}]"
+            if not isinstance(button, Mapping):
+                raise ValueError(f"{where} must be a dict with 'text' and 'actionType'")
+            text, action = button.get("text"), button.get("actionType")
+            if not isinstance(text, str) or not text:
+                raise ValueError(f"{where}['text'] must be a non-empty string")
+            if action not in _ACTIONS or isinstance(action, bool):
+                raise ValueError(
+                    f"{where}['actionType'] must be 1 (open url), 2 (copy value) "
+                    f"or 3 (report value), not {action!r}"
+                )
+            needed = _ACTIONS[action]
+            if not isinstance(button.get(needed), str):
+                raise ValueError(f"{where} with actionType {action} needs a string {needed!r}")
+            out.append(dict(button))
+        rows.append(out)
+    return rows
+
+
+def check_at(at: object) -> list[str] | None:
+    """Validate a list of mentioned user ids (``None`` stays ``None``).
+
+    Raises:
+        ValueError: when ``at`` is not a list of non-empty strings.
+    """
+    if at is None:
+        return None
+    if isinstance(at, (str, bytes)) or not isinstance(at, Sequence):
+        raise ValueError(f"at must be a list of user id strings, not {type(at).__name__}")
+    if not all(isinstance(u, str) and u for u in at):
+        raise ValueError("at must be a list of non-empty user id strings")
+    return list(at)
+
+
+def check_text(text: object, name: str = "text") -> str:
+    """Return ``text`` if it is a ``str`` that encodes as UTF-8.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: it holds lone surrogates, which UTF-8 cannot carry.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be str, not {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{name} cannot be encoded as UTF-8 (lone surrogate at index {exc.start})"
+        ) from None
+    return text
+
+
+def content(
+    text: str, buttons: list[list[dict[str, Any]]] | None, at: list[str] | None
+) -> dict[str, Any]:
+    """The ``content`` object of bot/send and bot/edit."""
+    body: dict[str, Any] = {"text": text}
+    if buttons:
+        body["buttons"] = buttons
+    if at:
+        body["at"] = at
+    return body

@@ -1,0 +1,339 @@
+"""The background task behind a Streamer: the send-stream request, retries and recovery.
+
+Failures are handled by when they happened (docs/reliability.md):
+
+* nothing accepted yet (connection refused, 1007, 5xx before the body ended):
+  retry with full-jitter backoff, replaying the transcript;
+* part of the message may be showing (dropped mid-body, no answer, 5xx after the
+  body): find that message with ``bot/messages`` and finish it with ``bot/edit``,
+  or send the whole text with ``bot/send`` if it cannot be found;
+* terminal API errors (1002-1005, -1, …): stop and keep the error for the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Literal
+
+import aiohttp
+import anyio
+import structlog
+
+from . import errors
+from ._buffer import TranscriptBuffer
+from ._http import (
+    TRANSPORT_EXCEPTIONS,
+    backoff_delay,
+    chainable,
+    message_info,
+    parse_envelope,
+)
+from ._http import translate as translate_exc
+from ._types import MessageInfo, Recipient
+
+if TYPE_CHECKING:
+    from ._client import Bot
+
+ENDPOINT = "bot/send-stream"
+_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
+_LOOKBACK_MESSAGES = 20
+_LOOKBACK_MS = 120_000  # a partly streamed message is at most this much older than its stream
+
+Failure = Literal["early", "mid", "terminal"]
+
+
+class Delivery:
+    """Runs as one task per stream; all the network work of a Streamer happens here."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        recipient: Recipient,
+        content_type: str,
+        buffer: TranscriptBuffer,
+        logger: Any,
+        *,
+        buttons: list[list[dict[str, Any]]] | None,
+        at: list[str] | None,
+        reply_to: str | None,
+    ) -> None:
+        self._bot = bot
+        self._recipient = recipient
+        self._content_type = content_type
+        self._buffer = buffer
+        self._log: structlog.typing.FilteringBoundLogger = logger
+        self._buttons = buttons
+        self._at = at
+        self._reply_to = reply_to
+        self.messages: list[MessageInfo] = []
+        self.error: errors.YunhuError | None = None
+        self.bytes_sent = 0
+        self.chunks_sent = 0
+        self.attempts = 0
+        self._attempt_sent = 0
+        self._body_ended = False
+        self._scope: anyio.CancelScope | None = None
+        self._first_chunk_at: float | None = None
+        self._last_text = ""
+        self._decorated: str | None = None  # msg id that got buttons/mentions
+
+    # -- the task ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver every message of the stream; store (never raise) a YunhuError."""
+        started = time.monotonic()
+        opened_wall = time.time()
+        self._opened_ms = int(opened_wall * 1000)
+        self._log.info("stream_opened", content_type=self._content_type)
+        try:
+            if self._reply_to is not None:
+                await self._deliver_whole(parent_id=self._reply_to)
+            else:
+                while True:
+                    info = await self._deliver_message()
+                    self.messages.append(info)
+                    self._last_text = self._buffer.message_text()
+                    self._buffer.next_message()
+                    if not await self._more_to_come():
+                        break
+            await self._decorate()
+        except errors.YunhuError as exc:
+            self._fail(exc)
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a bug must not lose the caller's text
+            broken = errors.StreamBrokenError(f"stream failed unexpectedly: {exc!r}")
+            broken.__cause__ = exc
+            self._fail(broken)
+        else:
+            last = self.messages[-1]
+            self._log.info(
+                "stream_closed",
+                msg_id=last.msg_id,
+                delivery=last.delivery,
+                messages=len(self.messages),
+                bytes=len(self._buffer.data),
+                chunks=self.chunks_sent,
+                attempts=self.attempts,
+                ttfb_ms=None if self._first_chunk_at is None
+                else round((self._first_chunk_at - started) * 1000, 3),
+                duration_ms=round((time.monotonic() - started) * 1000, 3),
+            )
+
+    def _fail(self, exc: errors.YunhuError) -> None:
+        self.error = exc
+        self._buffer.wake_all()
+        self._log.warning(
+            "stream_failed", error=type(exc).__name__, detail=str(exc),
+            bytes=len(self._buffer.data), messages=len(self.messages),
+        )
+
+    async def _more_to_come(self) -> bool:
+        buf = self._buffer
+        while len(buf.data) == buf.message_start and not buf.eof:
+            await buf.wait_for_data(None)
+        return len(buf.data) > buf.message_start
+
+    # -- one message: stream it, retrying early failures -------------------------------
+
+    async def _deliver_message(self) -> MessageInfo:
+        bot = self._bot
+        attempt, waited = 0, 0.0
+        while True:
+            try:
+                return await self._post_stream()
+            except errors.YunhuError as exc:
+                kind = self._classify(exc)
+                if kind == "terminal":
+                    raise
+                if kind == "mid":
+                    if not bot.recover:
+                        raise errors.StreamBrokenError(
+                            f"the stream broke after part of the message was sent: {exc}"
+                        ) from exc
+                    return await self._recover(exc)
+                delay = backoff_delay(attempt, 0.2, 5.0)
+                if isinstance(exc, errors.RateLimitedError) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)
+                if (
+                    not bot.recover
+                    or attempt + 1 >= bot.retry_attempts
+                    or waited + delay > bot.retry_max_wait
+                ):
+                    raise
+                self._log.info("stream_retry", attempt=attempt + 1, delay_s=round(delay, 3),
+                               error=type(exc).__name__)
+                attempt += 1
+                waited += delay
+                await asyncio.sleep(delay)
+
+    def _classify(self, exc: errors.YunhuError) -> Failure:
+        if isinstance(exc, errors.RateLimitedError):
+            return "early"
+        if isinstance(exc, errors.APIError):
+            return "terminal"
+        if isinstance(exc, errors.HTTPStatusError) and exc.status < 500 and exc.status != 429:
+            return "terminal"
+        answered_early = not self._body_ended and isinstance(
+            exc, (errors.HTTPStatusError, errors.InvalidResponseError)
+        )
+        if self._attempt_sent == 0 or answered_early:
+            return "early"
+        return "mid"
+
+    async def _post_stream(self) -> MessageInfo:
+        bot = self._bot
+        await bot._throttle(ENDPOINT)
+        session = bot._get_session()
+        self.attempts += 1
+        self._attempt_sent = 0
+        self._body_ended = False
+        params = {
+            "token": bot._token,
+            "recvId": self._recipient.id,
+            "recvType": self._recipient.type,
+            "contentType": self._content_type,
+        }
+        # No read timeout inside aiohttp: it would also run while a long body is
+        # still being sent. The response timeout starts when the body ends (_body).
+        timeout = aiohttp.ClientTimeout(total=None, connect=bot.connect_timeout)
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            try:
+                async with session.post(
+                    bot._url(ENDPOINT), params=params, data=self._body(),
+                    headers=_HEADERS, allow_redirects=False, timeout=timeout,
+                ) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+            except TRANSPORT_EXCEPTIONS as exc:
+                raise translate_exc(exc, ENDPOINT, bot._token) from chainable(exc, bot._token)
+        if scope.cancelled_caught:
+            raise errors.ResponseTimeoutError(
+                f"{ENDPOINT}: no response within {bot.response_timeout:g} s after the body ended",
+                endpoint=ENDPOINT,
+            )
+        data = parse_envelope(status, raw, ENDPOINT)
+        if not self._body_ended:
+            raise errors.InvalidResponseError(
+                status=status, body="success answered before the body ended", endpoint=ENDPOINT
+            )
+        return message_info(data, ENDPOINT, "stream")
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        """The request body: replays the message so far, then follows the writes."""
+        buf, idle = self._buffer, self._bot.idle_timeout
+        buf.taken = buf.message_start
+        while True:
+            chunk = buf.take()
+            if chunk is None:
+                if buf.message_done():
+                    break
+                if not await buf.wait_for_data(idle):
+                    self._log.info("stream_idle_closed", idle_timeout_s=idle)
+                    buf.eof = True
+                continue
+            self.bytes_sent += len(chunk)
+            self.chunks_sent += 1
+            self._attempt_sent += len(chunk)
+            if self._first_chunk_at is None:
+                self._first_chunk_at = time.monotonic()
+            yield chunk
+        self._body_ended = True
+        if self._scope is not None:
+            self._scope.deadline = anyio.current_time() + self._bot.response_timeout
+
+    # -- recovery: finish a partly shown message by editing it ---------------------------
+
+    async def _recover(self, cause: errors.YunhuError) -> MessageInfo:
+        buf, bot = self._buffer, self._bot
+        buf.split = None  # after a failure the rest stays in this one message
+        buf.unbounded = True
+        buf.deliver_all()
+        found = await self._find_partial()
+        self._log.warning("stream_recovering", error=type(cause).__name__,
+                          found_msg_id=found, sent_bytes=self._attempt_sent)
+        loop = asyncio.get_running_loop()
+        next_edit, last_text = loop.time(), None
+        while not buf.eof:
+            await buf.wait_for_data(bot.edit_interval)
+            buf.deliver_all()
+            text = buf.message_text()
+            if found and not buf.eof and loop.time() >= next_edit and text != last_text:
+                next_edit = loop.time() + bot.edit_interval
+                try:
+                    await bot.edit(found, self._recipient, text, content_type=self._content_type)
+                    last_text = text
+                except errors.YunhuError as exc:
+                    self._log.warning("recovery_edit_failed", error=type(exc).__name__)
+        text = buf.message_text()
+        if found:
+            try:
+                await bot.edit(found, self._recipient, text, content_type=self._content_type,
+                               buttons=self._buttons, at=self._at)
+            except errors.YunhuError as exc:
+                self._log.warning("recovery_edit_failed", error=type(exc).__name__, final=True)
+            else:
+                self._decorated = found
+                return MessageInfo(found, self._recipient.id, self._recipient.type, "stream+edit")
+        return await self._send(text, parent_id=None)
+
+    async def _find_partial(self) -> str | None:
+        """The id of the newest recent bot message whose text is a prefix of ours."""
+        text = self._buffer.message_text()
+        known = {m.msg_id for m in self.messages}
+        try:
+            items = await self._bot.messages(self._recipient, before=_LOOKBACK_MESSAGES)
+        except errors.YunhuError as exc:
+            self._log.warning("recovery_lookup_failed", error=type(exc).__name__)
+            return None
+        best: tuple[int, str] | None = None
+        for item in items:
+            content = item.get("content")
+            shown = content.get("text") if isinstance(content, dict) else None
+            msg_id, sent_at = item.get("msgId"), item.get("sendTime")
+            if (
+                item.get("senderType") == "bot"
+                and isinstance(shown, str) and shown and text.startswith(shown)
+                and isinstance(msg_id, str) and msg_id not in known
+                and isinstance(sent_at, int) and sent_at >= self._opened_ms - _LOOKBACK_MS
+                and (best is None or sent_at >= best[0])
+            ):
+                best = (sent_at, msg_id)
+        return best[1] if best else None
+
+    # -- whole-message paths ----------------------------------------------------------
+
+    async def _deliver_whole(self, parent_id: str | None) -> None:
+        """Collect the whole text, then send it once (used for quoted replies)."""
+        buf = self._buffer
+        buf.unbounded = True
+        buf.deliver_all()
+        while not buf.eof:
+            await buf.wait_for_data(None)
+        buf.deliver_all()
+        self.messages.append(await self._send(buf.message_text(), parent_id=parent_id))
+        self._last_text = buf.message_text()
+
+    async def _send(self, text: str, parent_id: str | None) -> MessageInfo:
+        info = await self._bot.send(
+            self._recipient, text, content_type=self._content_type,
+            buttons=self._buttons, at=self._at, parent_id=parent_id,
+        )
+        self._decorated = info.msg_id
+        return info
+
+    async def _decorate(self) -> None:
+        """Attach buttons and mentions with one edit, once the text is complete."""
+        if not (self._buttons or self._at) or not self.messages:
+            return
+        last = self.messages[-1]
+        if self._decorated == last.msg_id:
+            return
+        await self._bot.edit(
+            last.msg_id, self._recipient, self._last_text,
+            content_type=self._content_type, buttons=self._buttons, at=self._at,
+        )
+        self._decorated = last.msg_id

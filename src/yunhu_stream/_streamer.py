@@ -1,0 +1,307 @@
+"""``Streamer``: the caller-facing side of one streamed reply (write, close, abort)."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+import warnings
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+
+from . import errors
+from ._buffer import TranscriptBuffer
+from ._content import check_text
+from ._delivery import Delivery
+from ._types import MessageInfo, Recipient
+
+if TYPE_CHECKING:
+    from ._client import Bot
+
+log = structlog.get_logger("yunhu_stream")
+
+
+class StreamState(enum.Enum):
+    """Where a Streamer is in its life."""
+
+    IDLE = "idle"  #: created; nothing written, no request made
+    OPEN = "open"  #: text has been written; the request is running
+    CLOSING = "closing"  #: close() is finishing the message
+    CLOSED = "closed"  #: finished (successfully or with an error)
+    ABORTED = "aborted"  #: abandoned by abort() or an exception in the block
+
+
+@dataclass(frozen=True)
+class StreamStatistics:
+    """What a caller may want to observe about a stream (see :attr:`Streamer.stats`)."""
+
+    writes: int  #: non-empty writes accepted
+    bytes_written: int  #: UTF-8 bytes accepted
+    bytes_sent: int  #: bytes handed to the network, over all attempts
+    chunks_sent: int  #: HTTP chunks sent, over all attempts
+    buffered_bytes: int  #: written but not yet handed on
+    max_buffer_bytes: int  #: the bound on ``buffered_bytes``
+    attempts: int  #: send-stream requests made
+    messages: int  #: messages delivered so far
+
+
+@dataclass(frozen=True)
+class PipeResult:
+    """What :meth:`Streamer.pipe` wrote."""
+
+    writes: int  #: non-empty pieces written
+    chars: int  #: characters written
+
+
+class Streamer:
+    """One message streamed into a chat as it is written.
+
+    Created by :meth:`Bot.stream`; use it with ``async with``. Nothing is sent
+    until the first non-empty :meth:`write`; the first write starts one chunked
+    ``bot/send-stream`` request that carries every later write as it comes.
+    """
+
+    def __init__(
+        self,
+        bot: Bot,
+        recipient: Recipient,
+        *,
+        content_type: str,
+        buttons: list[list[dict[str, Any]]] | None,
+        at: list[str] | None,
+        reply_to: str | None,
+        quote: Literal["drop", "fallback"],
+        max_message_bytes: int | None,
+        max_buffer_bytes: int,
+    ) -> None:
+        self._bot = bot
+        self.recipient = recipient
+        self.content_type = content_type
+        self._buffer = TranscriptBuffer(max_buffer_bytes, max_message_bytes)
+        self._log = log.bind(recv_id=recipient.id, recv_type=recipient.type)
+        self._delivery = Delivery(
+            bot, recipient, content_type, self._buffer, self._log,
+            buttons=buttons, at=at, reply_to=reply_to if quote == "fallback" else None,
+        )
+        if reply_to is not None and quote == "drop":
+            self._log.info("quote_dropped", reply_to=reply_to,
+                           reason="send-stream has no parentId; pass quote='fallback' to keep it")
+        self._state = StreamState.IDLE
+        self._task: asyncio.Task[None] | None = None
+        self._writes = 0
+        self._closed_by_idle = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<Streamer to={self.recipient} content_type={self.content_type!r} "
+            f"state={self._state.value} bytes={len(self._buffer.data)}>"
+        )
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if getattr(self, "_state", None) is StreamState.OPEN:
+            _warn(f"{self!r} was never closed", ResourceWarning, source=self, stacklevel=1)
+
+    # -- observing ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> StreamState:
+        """The current :class:`StreamState`."""
+        return self._state
+
+    @property
+    def text(self) -> str:
+        """Everything written so far, in order (all messages, if it rolled over)."""
+        return self._buffer.data.decode("utf-8")
+
+    @property
+    def messages(self) -> list[MessageInfo]:
+        """Every message delivered so far, in order (more than one after a rollover)."""
+        return list(self._delivery.messages)
+
+    @property
+    def message_info(self) -> MessageInfo | None:
+        """The last delivered message (the one holding the end of the text), or None."""
+        return self._delivery.messages[-1] if self._delivery.messages else None
+
+    @property
+    def stats(self) -> StreamStatistics:
+        """A snapshot of this stream's counters."""
+        d = self._delivery
+        return StreamStatistics(
+            writes=self._writes,
+            bytes_written=len(self._buffer.data),
+            bytes_sent=d.bytes_sent,
+            chunks_sent=d.chunks_sent,
+            buffered_bytes=self._buffer.pending,
+            max_buffer_bytes=self._buffer.max_pending,
+            attempts=d.attempts,
+            messages=len(d.messages),
+        )
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _encode(self, text: object) -> bytes:
+        if self._state in (StreamState.CLOSED, StreamState.ABORTED, StreamState.CLOSING):
+            reason = "closed after idle_timeout" if self._closed_by_idle else self._state.value
+            raise errors.StreamClosedError(f"cannot write to a stream that is {reason}")
+        if not isinstance(text, str):
+            raise TypeError(f"write() takes str, not {type(text).__name__}")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            check_text(text)  # raises the ValueError that names the position
+            raise
+        self._raise_if_failed()
+        return data
+
+    def _raise_if_failed(self) -> None:
+        error = self._delivery.error
+        if error is not None:
+            error.text = self.text
+            raise error
+        if self._buffer.eof and self._state is StreamState.OPEN:
+            self._closed_by_idle = True
+            raise errors.StreamClosedError("cannot write: the stream was closed after idle_timeout")
+
+    def _accept(self, data: bytes) -> None:
+        self._buffer.append(data)
+        self._writes += 1
+        if self._task is None:
+            self._state = StreamState.OPEN
+            self._task = asyncio.get_running_loop().create_task(
+                self._delivery.run(), name=f"yunhu-stream to {self.recipient}"
+            )
+
+    async def write(self, text: str) -> None:
+        """Queue ``text`` for the chat; it is sent as soon as the network takes it.
+
+        Returns at once while the buffer has room; waits when it is full.
+
+        Raises:
+            TypeError: ``text`` is not a str.
+            ValueError: ``text`` cannot be encoded as UTF-8; the stream stays usable.
+            StreamClosedError: the stream was closed or aborted.
+            YunhuError: the request failed (the error carries ``.text``).
+        """
+        data = self._encode(text)
+        if not data:
+            return
+        while not self._buffer.has_room(len(data)):
+            await self._buffer.wait_for_room()
+            self._encode("")  # re-check: closed or failed while waiting
+        self._accept(data)
+
+    def write_nowait(self, text: str) -> None:
+        """Like :meth:`write`, but raise ``WouldBlockError`` instead of waiting."""
+        data = self._encode(text)
+        if not data:
+            return
+        if not self._buffer.has_room(len(data)):
+            raise errors.WouldBlockError(
+                f"the stream's buffer is full ({self._buffer.pending} of "
+                f"{self._buffer.max_pending} bytes unsent); use 'await write()' to wait"
+            )
+        self._accept(data)
+
+    async def pipe(self, source: AsyncIterable[str]) -> PipeResult:
+        """Write every piece of ``source`` in order, honouring backpressure.
+
+        If ``source`` raises, what it produced so far stays written and the error
+        propagates; leaving the ``async with`` block normally then still
+        finishes the message, so use :meth:`close` in a ``finally`` to keep the
+        text and re-raise (see docs/llm.md).
+
+        Returns:
+            How many non-empty pieces and characters were written.
+        """
+        if not isinstance(source, AsyncIterable):
+            raise TypeError(f"pipe() takes an async iterable of str, not {type(source).__name__}")
+        writes = chars = 0
+        async for piece in source:
+            await self.write(piece)
+            if piece:
+                writes += 1
+                chars += len(piece)
+        return PipeResult(writes, chars)
+
+    # -- ending -------------------------------------------------------------------------
+
+    async def close(self) -> MessageInfo | None:
+        """End the message and wait for YunHu's answer. Idempotent.
+
+        Returns:
+            The last message's info, or None if nothing was ever written.
+
+        Raises:
+            YunhuError: the message could not be delivered; ``.text`` holds the
+                transcript.
+        """
+        if self._state in (StreamState.CLOSED, StreamState.ABORTED):
+            self._raise_stored()
+            return self.message_info
+        self._state = StreamState.CLOSING
+        self._buffer.eof = True
+        self._buffer.wake_all()
+        if self._task is None:
+            self._state = StreamState.CLOSED
+            return None
+        try:
+            await self._task
+        except BaseException:
+            await self._cancel_task()
+            self._state = StreamState.ABORTED
+            raise
+        self._state = StreamState.CLOSED
+        self._raise_stored()
+        return self.message_info
+
+    def _raise_stored(self) -> None:
+        error = self._delivery.error
+        if error is not None:
+            error.text = self.text
+            raise error
+
+    async def abort(self) -> None:
+        """Abandon the message: the request is cut off mid-body. Idempotent.
+
+        What already reached the chat stays there; nothing more is sent.
+        """
+        if self._state in (StreamState.CLOSED, StreamState.ABORTED):
+            return
+        self._state = StreamState.ABORTED
+        self._buffer.eof = True
+        self._buffer.wake_all()
+        await self._cancel_task()
+        if self._task is not None:
+            self._log.info("stream_aborted", bytes=len(self._buffer.data))
+
+    async def _cancel_task(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def __aenter__(self) -> Streamer:
+        if self._state is not StreamState.IDLE:
+            raise errors.StreamClosedError("a Streamer can be entered only once")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.close()
+        else:
+            await self.abort()
+
+
+def monotonic_ms(start: float) -> float:
+    """Milliseconds since ``start`` (a time.monotonic() reading)."""
+    return round((time.monotonic() - start) * 1000, 3)
