@@ -1,0 +1,96 @@
+"""The Bots an integration opens for the framework's bot accounts, one per token."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from .. import errors
+from .._client import Bot
+
+log = structlog.get_logger("yunhu_stream")
+
+
+class PoolState(enum.Enum):
+    """Where a :class:`BotPool` is in the framework's lifespan."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class BotPool:
+    """Holds one :class:`~yunhu_stream.Bot` per bot token for a framework plugin.
+
+    A Bot is made on first use of its token, so accounts the framework connects
+    late (or reconnects) get one too; :meth:`aclose` closes them all when the
+    framework shuts down. The pool can be opened again after a close (frameworks
+    that restart in-process do that).
+
+    Args:
+        owner: Name of the integration, used in log lines and errors.
+        bot_options: Keyword arguments for every ``Bot`` (``base_url``,
+            timeouts, ...). Checked by ``Bot`` itself on first use.
+    """
+
+    def __init__(self, owner: str, bot_options: Mapping[str, Any] | None = None) -> None:
+        self.owner = owner
+        self._options: dict[str, Any] = dict(bot_options or {})
+        self._bots: dict[str, Bot] = {}
+        self.state = PoolState.OPEN
+
+    def __repr__(self) -> str:
+        return f"BotPool(owner={self.owner!r}, state={self.state.value}, bots={len(self._bots)})"
+
+    def __len__(self) -> int:
+        return len(self._bots)
+
+    def open(self, bot_options: Mapping[str, Any] | None = None) -> None:
+        """Accept :meth:`get` calls again, optionally with new Bot options.
+
+        Raises:
+            RuntimeError: if Bots from an earlier open are still held (close first).
+        """
+        if self._bots:
+            raise RuntimeError(f"{self.owner}: open() while Bots are still open; aclose() first")
+        if bot_options is not None:
+            self._options = dict(bot_options)
+        self.state = PoolState.OPEN
+
+    def get(self, token: str) -> Bot:
+        """Return the Bot for ``token``, making it on first use.
+
+        Raises:
+            errors.StreamClosedError: the framework has shut down (the pool is closed).
+            errors.ConfigurationError: an empty token or a bad Bot option.
+        """
+        if self.state is PoolState.CLOSED:
+            raise errors.StreamClosedError(
+                f"{self.owner} has shut down (its Bots were closed with the framework); "
+                "streams can only start while the framework is running"
+            )
+        if not isinstance(token, str) or not token.strip():
+            raise errors.ConfigurationError(
+                f"{self.owner}: the framework's YunHu bot has no token configured"
+            )
+        bot = self._bots.get(token)
+        if bot is None:
+            bot = self._bots[token] = Bot(token, **self._options)
+            log.debug("integration_bot_opened", owner=self.owner, base_url=bot.base_url,
+                      bots=len(self._bots))
+        return bot
+
+    async def aclose(self) -> None:
+        """Close every Bot and refuse new ones until :meth:`open`. Idempotent."""
+        self.state = PoolState.CLOSED
+        bots, self._bots = list(self._bots.values()), {}
+        for bot in bots:
+            try:
+                await bot.aclose()
+            except Exception as exc:  # one failed close must not leave the others open
+                log.warning("integration_bot_close_failed", owner=self.owner,
+                            error=type(exc).__name__)
+        if bots:
+            log.debug("integration_bots_closed", owner=self.owner, bots=len(bots))
