@@ -35,6 +35,7 @@ class TranscriptBuffer:
         self.message_start = 0  # where the current message begins
         self.split: int | None = None  # where the current message must end (rollover)
         self.eof = False
+        self.aborted = False  # the owner abandoned the message: never end the body cleanly
         self.max_pending = max_pending
         self.max_message = max_message
         self.unbounded = False  # set when text is delivered whole later (edit/send paths)

@@ -227,6 +227,8 @@ class Delivery:
         buf, idle = self._buffer, self._bot.idle_timeout
         buf.taken = buf.message_start
         while True:
+            if buf.aborted:
+                raise errors.StreamClosedError("stream aborted: body cut off")
             chunk = buf.take()
             if chunk is None:
                 if buf.message_done():

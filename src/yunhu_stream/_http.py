@@ -33,12 +33,13 @@ def parse_envelope(
     """Return ``data`` from a YunHu envelope, or raise the error it describes.
 
     Raises:
-        HTTPStatusError: status >= 400.
+        HTTPStatusError: status >= 300 (redirects are not followed: a moved API is a
+            configuration problem to surface, not to chase with the token attached).
         InvalidResponseError: the body is not a JSON object with an integer ``code``.
         APIError: ``code`` is not 1 (a subclass for each documented code).
     """
     excerpt = body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace")
-    if status >= 400:
+    if status >= 300:
         raise errors.HTTPStatusError(status=status, body=excerpt, endpoint=endpoint, text=text)
     try:
         envelope = json.loads(body)

@@ -76,9 +76,7 @@ class SSEParser:
             or isinstance(max_event_chars, bool)
             or max_event_chars < 1
         ):
-            raise ValueError(
-                f"max_event_chars must be a positive int, not {max_event_chars!r}"
-            )
+            raise ValueError(f"max_event_chars must be a positive int, not {max_event_chars!r}")
         self._max = max_event_chars
         # utf-8-sig drops one BOM at the very start, even when it arrives split.
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")

@@ -102,7 +102,8 @@ class Streamer:
         )
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
-        if getattr(self, "_state", None) is StreamState.OPEN:
+        task = getattr(self, "_task", None)
+        if getattr(self, "_state", None) is StreamState.OPEN and task and not task.done():
             _warn(f"{self!r} was never closed", ResourceWarning, source=self, stacklevel=1)
 
     # -- observing ----------------------------------------------------------------------
@@ -252,6 +253,7 @@ class Streamer:
         try:
             await self._task
         except BaseException:
+            self._buffer.aborted = True
             await self._cancel_task()
             self._state = StreamState.ABORTED
             raise
@@ -273,9 +275,12 @@ class Streamer:
         if self._state in (StreamState.CLOSED, StreamState.ABORTED):
             return
         self._state = StreamState.ABORTED
+        # Cut the request off before waking anyone: waking the body generator with
+        # EOF set would end the body cleanly and publish a message we abandoned.
+        self._buffer.aborted = True
+        await self._cancel_task()
         self._buffer.eof = True
         self._buffer.wake_all()
-        await self._cancel_task()
         if self._task is not None:
             self._log.info("stream_aborted", bytes=len(self._buffer.data))
 

@@ -11,7 +11,7 @@
     ├── TransportError              the network failed; chained from the aiohttp/OS error
     │   ├── ConnectTimeoutError     no connection within connect_timeout
     │   └── ResponseTimeoutError    no response within response_timeout after the body ended
-    ├── HTTPStatusError             HTTP status >= 400 (status, body excerpt)
+    ├── HTTPStatusError             HTTP status >= 300 (status, body excerpt)
     ├── InvalidResponseError        a body that is not the JSON envelope (status, body excerpt)
     └── APIError                    the envelope's code was not 1 (code, msg, endpoint)
         ├── InvalidParameterError   1002
@@ -109,7 +109,7 @@ class ResponseTimeoutError(TransportError):
 
 
 class HTTPStatusError(YunhuError):
-    """The server answered with an HTTP status of 400 or more.
+    """The server answered with an HTTP status of 300 or more (redirects are not followed).
 
     Attributes:
         status: The HTTP status code.

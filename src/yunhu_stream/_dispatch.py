@@ -1,0 +1,366 @@
+"""``Dispatcher``: picks the handler for each webhook event and runs it as a task."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import structlog
+
+from . import errors
+from ._event_models import Event, MessageEvent
+
+if TYPE_CHECKING:
+    from ._client import Bot
+
+log = structlog.get_logger("yunhu_stream")
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_DEDUP_SIZE = 4096
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+MessageHandler = Callable[[MessageEvent, "Bot"], Awaitable[object]]
+"""``async def handler(event: MessageEvent, bot: Bot) -> None``."""
+
+EventHandler = Callable[[Any, "Bot"], Awaitable[object]]
+"""``async def handler(event, bot: Bot) -> None`` for any event class."""
+
+MH = TypeVar("MH", bound=MessageHandler)
+EH = TypeVar("EH", bound=EventHandler)
+
+DispatchOutcome = Literal["accepted", "duplicate", "unhandled", "closing"]
+
+_CHAT_TYPES = ("group", "bot")
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherStatistics:
+    """Counters of what a :class:`Dispatcher` has done (see :attr:`Dispatcher.stats`)."""
+
+    received: int  #: events handed to dispatch(), duplicates included
+    accepted: int  #: events that started a handler
+    duplicates: int  #: events skipped because their eventId was seen before
+    unhandled: int  #: events no handler matched
+    rejected: int  #: webhook bodies answered with a 4xx
+    failed: int  #: handlers that raised
+    cancelled: int  #: handlers cancelled at shutdown
+    running: int  #: handlers running now
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    handler: EventHandler
+    matches: Callable[[Event], bool]
+    describe: str
+
+
+def _check_handler(handler: object, decorator: str) -> None:
+    name = getattr(handler, "__qualname__", None) or repr(handler)
+    if not callable(handler):
+        raise TypeError(f"{decorator} must decorate an async function, not {handler!r}")
+    is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - objects with an async __call__
+    )
+    if not is_async:
+        raise TypeError(
+            f"{decorator} needs an async function (async def {name}(event, bot)), "
+            f"not the plain callable {name}"
+        )
+
+
+def _names(values: Iterable[object], what: str, accepted: str) -> tuple[str, ...]:
+    out = []
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{what} must be {accepted}, not {value!r}")
+        out.append(value)
+    return tuple(out)
+
+
+class Dispatcher:
+    """Routes webhook events to handlers and runs each handler as its own task.
+
+    Handlers are ``async def handler(event, bot)``. Each event runs at most one
+    handler: the first matching ``on_command`` handler, else the first matching
+    ``on_event`` handler, else the first matching ``on_message`` handler, each in
+    the order registered. An event no handler matches is acknowledged and logged.
+
+    A handler that raises is logged (``handler_failed`` with the event id) and
+    does not affect other handlers. Redeliveries of an ``eventId`` seen among the
+    last ``dedup_size`` events run no handler.
+
+    Args:
+        max_body_bytes: Largest webhook body accepted; larger ones get HTTP 413.
+        dedup_size: How many recent event ids are remembered (0 turns it off).
+        shutdown_timeout: Seconds :meth:`shutdown` waits for running handlers
+            before cancelling them.
+
+    Raises:
+        ConfigurationError: an option is out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        dedup_size: int = DEFAULT_DEDUP_SIZE,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
+            raise errors.ConfigurationError(
+                f"max_body_bytes must be an int, not {max_body_bytes!r}"
+            )
+        if max_body_bytes < 1024:
+            raise errors.ConfigurationError(
+                f"max_body_bytes must be at least 1024, not {max_body_bytes!r}"
+            )
+        if isinstance(dedup_size, bool) or not isinstance(dedup_size, int) or dedup_size < 0:
+            raise errors.ConfigurationError(
+                f"dedup_size must be an int >= 0 (0 turns deduplication off), not {dedup_size!r}"
+            )
+        if (
+            isinstance(shutdown_timeout, bool)
+            or not isinstance(shutdown_timeout, (int, float))
+            or not math.isfinite(shutdown_timeout)
+            or shutdown_timeout < 0
+        ):
+            raise errors.ConfigurationError(
+                f"shutdown_timeout must be a number of seconds >= 0, not {shutdown_timeout!r}"
+            )
+        self.max_body_bytes = max_body_bytes
+        self.dedup_size = dedup_size
+        self.shutdown_timeout = float(shutdown_timeout)
+        self._commands: list[_Route] = []
+        self._events: list[_Route] = []
+        self._messages: list[_Route] = []
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._mounted = False
+        self._counts = dict.fromkeys(
+            ("received", "accepted", "duplicates", "unhandled", "rejected", "failed", "cancelled"),
+            0,
+        )
+
+    def __repr__(self) -> str:
+        routes = len(self._commands) + len(self._events) + len(self._messages)
+        return f"<Dispatcher handlers={routes} running={len(self._tasks)}>"
+
+    # -- registration ------------------------------------------------------------------
+
+    def on_message(
+        self,
+        *,
+        chat_type: str | None = None,
+        content_type: str | Iterable[str] | None = None,
+    ) -> Callable[[MH], MH]:
+        """Register a handler for messages and commands, optionally filtered.
+
+        Args:
+            chat_type: ``"group"`` or ``"bot"`` (private chat); ``None`` for both.
+            content_type: One content type (``"text"``, ``"image"``…) or several.
+
+        Raises:
+            ValueError: for a filter value that is not accepted.
+            TypeError: (from the decorator) when the handler is not ``async def``.
+        """
+        if chat_type is not None and chat_type not in _CHAT_TYPES:
+            raise ValueError(f"chat_type must be 'group', 'bot' or None, not {chat_type!r}")
+        kinds: tuple[str, ...] | None = None
+        if content_type is not None:
+            values = [content_type] if isinstance(content_type, str) else list(content_type)
+            kinds = _names(values, "content_type", "a content type string such as 'text'")
+            if not kinds:
+                raise ValueError("content_type must name at least one content type")
+
+        def matches(event: Event) -> bool:
+            return (
+                isinstance(event, MessageEvent)
+                and chat_type in (None, event.chat.type)
+                and (kinds is None or event.message.content_type in kinds)
+            )
+
+        filters = ", ".join(
+            f"{k}={v!r}" for k, v in (("chat_type", chat_type), ("content_type", kinds)) if v
+        )
+        return self._register(self._messages, matches, f"on_message({filters})")
+
+    def on_command(self, *commands: str | int) -> Callable[[MH], MH]:
+        """Register a handler for commands, by name (``"help"``) or id (``2103``).
+
+        Matches instruction events, and messages carrying a command, whose
+        ``commandName`` is one of the names or whose ``commandId`` is one of the ids.
+
+        Raises:
+            ValueError: no command given, or one that is not a non-empty str or an int.
+        """
+        if not commands:
+            raise ValueError('on_command() needs at least one command name or id, e.g. "help"')
+        names = _names(
+            (c for c in commands if not isinstance(c, int) or isinstance(c, bool)),
+            "command",
+            "a command name (non-empty str) or a command id (int)",
+        )
+        ids = tuple(c for c in commands if isinstance(c, int) and not isinstance(c, bool))
+
+        def matches(event: Event) -> bool:
+            return (
+                isinstance(event, MessageEvent)
+                and event.is_command
+                and (event.command_name in names or event.command_id in ids)
+            )
+
+        return self._register(
+            self._commands, matches, f"on_command({', '.join(map(repr, commands))})"
+        )
+
+    def on_event(self, *event_types: str) -> Callable[[EH], EH]:
+        """Register a handler for events by ``header.eventType``, e.g. ``"group.join"``.
+
+        Any type may be named, including ones this library does not model (the
+        handler then receives an :class:`~yunhu_stream.events.UnknownEvent`).
+
+        Raises:
+            ValueError: no type given, or one that is not a non-empty str.
+        """
+        if not event_types:
+            raise ValueError('on_event() needs at least one event type, e.g. "group.join"')
+        types = _names(event_types, "event type", 'an event type string such as "group.join"')
+
+        def matches(event: Event) -> bool:
+            return event.event_type in types
+
+        return self._register(self._events, matches, f"on_event({', '.join(map(repr, types))})")
+
+    def _register(
+        self, routes: list[_Route], matches: Callable[[Event], bool], describe: str
+    ) -> Callable[[Any], Any]:
+        def decorator(handler: Any) -> Any:
+            _check_handler(handler, describe)
+            routes.append(_Route(handler, matches, describe))
+            return handler
+
+        return decorator
+
+    def mount(self) -> None:
+        """Mark the dispatcher as serving one application (``setup()`` calls this).
+
+        Raises:
+            RuntimeError: it already serves one.
+        """
+        if self._mounted:
+            raise RuntimeError("this Dispatcher is already mounted on an application")
+        self._mounted = True
+
+    def handler_for(self, event: Event) -> EventHandler | None:
+        """The handler :meth:`dispatch` would run for ``event``, or ``None``."""
+        route = self._route_for(event)
+        return route.handler if route else None
+
+    def _route_for(self, event: Event) -> _Route | None:
+        for routes in (self._commands, self._events, self._messages):
+            for route in routes:
+                if route.matches(event):
+                    return route
+        return None
+
+    # -- running -----------------------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`shutdown` has started; no new handler starts after that."""
+        return self._closing
+
+    @property
+    def stats(self) -> DispatcherStatistics:
+        """A snapshot of the dispatcher's counters."""
+        return DispatcherStatistics(**self._counts, running=len(self._tasks))
+
+    def dispatch(self, event: Event, bot: Bot) -> DispatchOutcome:
+        """Start the handler for ``event`` as a task and return at once.
+
+        Returns:
+            ``"accepted"`` (a handler started), ``"duplicate"`` (its eventId was
+            seen recently), ``"unhandled"`` (no handler matches) or ``"closing"``
+            (shutdown has begun; nothing started).
+        """
+        if self._closing:
+            return "closing"
+        self._counts["received"] += 1
+        if self._is_duplicate(event.event_id):
+            self._counts["duplicates"] += 1
+            log.info("event_duplicate", event_id=event.event_id, event_type=event.event_type)
+            return "duplicate"
+        route = self._route_for(event)
+        if route is None:
+            self._counts["unhandled"] += 1
+            log.debug("event_unhandled", event_id=event.event_id, event_type=event.event_type)
+            return "unhandled"
+        self._counts["accepted"] += 1
+        task = asyncio.create_task(
+            self._run(route, event, bot), name=f"yunhu-handler-{event.event_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return "accepted"
+
+    def count_rejected(self) -> None:
+        """Count one webhook body answered with a 4xx (the webhook calls this)."""
+        self._counts["rejected"] += 1
+
+    def _is_duplicate(self, event_id: str) -> bool:
+        if self.dedup_size == 0:
+            return False
+        if event_id in self._seen:
+            self._seen.move_to_end(event_id)
+            return True
+        self._seen[event_id] = None
+        if len(self._seen) > self.dedup_size:
+            self._seen.popitem(last=False)
+        return False
+
+    async def _run(self, route: _Route, event: Event, bot: Bot) -> None:
+        with structlog.contextvars.bound_contextvars(event_id=event.event_id):
+            try:
+                await route.handler(event, bot)
+            except asyncio.CancelledError:
+                self._counts["cancelled"] += 1
+                log.warning(
+                    "handler_cancelled",
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    handler=route.describe,
+                )
+                raise
+            except Exception:
+                self._counts["failed"] += 1
+                log.exception(
+                    "handler_failed",
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    handler=route.describe,
+                )
+
+    async def shutdown(self) -> None:
+        """Stop accepting events, wait up to ``shutdown_timeout`` for running handlers,
+        then cancel the rest and wait for them to finish cancelling. Idempotent."""
+        self._closing = True
+        if not self._tasks:
+            return
+        pending = set(self._tasks)
+        log.info("handlers_draining", running=len(pending), timeout=self.shutdown_timeout)
+        try:
+            if self.shutdown_timeout > 0:
+                _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+        finally:
+            # Also when shutdown() itself is cancelled: no handler may outlive it.
+            if pending:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                log.warning("handlers_cancelled_at_shutdown", count=len(pending))
