@@ -541,6 +541,18 @@ class TestHostileBodies:
         assert status == 413
         assert app.stats.rejected == 1
 
+    async def test_corrupt_compressed_body_gets_400(
+        self, start_app: StartApp, client: aiohttp.ClientSession
+    ) -> None:
+        """A body that claims gzip but is not gzip gets a 400, not a server error."""
+        app, url = await start_app(echo)
+        status, answer = await post(
+            client, url, b"definitely not gzip", headers={"Content-Encoding": "gzip"}
+        )
+        assert status == 400
+        assert answer["error"].startswith("body could not be read")
+        assert app.stats.rejected == 1
+
     async def test_only_post_is_served(
         self, start_app: StartApp, client: aiohttp.ClientSession
     ) -> None:

@@ -108,7 +108,11 @@ def _webhook_handler(
     async def handle(request: web.Request) -> web.Response:
         if dispatcher.closing:
             return _reject(dispatcher, request, 503, "shutting down")
-        body = await _read_limited(request, dispatcher.max_body_bytes)
+        try:
+            body = await _read_limited(request, dispatcher.max_body_bytes)
+        except (web.RequestPayloadError, ConnectionError) as exc:
+            # A corrupt gzip/deflate body, or the sender went away mid-body.
+            return _reject(dispatcher, request, 400, f"body could not be read: {exc}")
         if body is None:
             return _reject(
                 dispatcher, request, 413, f"body larger than {dispatcher.max_body_bytes} bytes"
