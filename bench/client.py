@@ -1,0 +1,254 @@
+"""Run one benchmark scenario with one implementation, in this process, and print JSON.
+
+The harness (``bench/run.py``) starts a fresh process per (scenario, implementation, repeat) so
+that memory figures and warm state never leak from one implementation into another.
+
+Usage: ``python bench/client.py IMPL SCENARIO BASE_URL PARAMS_JSON [--uvloop]``
+
+Every scenario starts with one small warm-up stream (``recvId=warm``), so that imports, the first
+connection and first-call code paths are not measured.  It prints one JSON object: client-side
+timestamps (``time.monotonic``, comparable with the server's) and, per measured stream, the
+``bytes`` and ``crc`` the server must have received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import resource
+import sys
+import zlib
+from collections.abc import Awaitable, Callable
+from time import monotonic
+from typing import Any
+
+from impls import IMPLS, Impl
+
+Result = dict[str, Any]
+
+
+def text_for(i: int) -> str:
+    """A distinct 20-byte ASCII write (a fresh object each call, as a producer would make)."""
+    return f"w{i:07d} token text "
+
+
+def proc_status_kib(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` style field of /proc/self/status, in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM to the current RSS (Linux ``clear_refs`` value 5)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def expect(recv_id: str, texts: list[str]) -> dict[str, Any]:
+    body = "".join(texts).encode()
+    return {"recv_id": recv_id, "bytes": len(body), "crc": zlib.crc32(body)}
+
+
+async def warm_up(impl: Impl) -> None:
+    stream = impl.stream("warm")
+    for i in range(3):
+        await stream.write(text_for(i))
+    await stream.close()
+
+
+async def backlog(impl: Impl, p: dict[str, Any], *, pace: bool = False) -> Result:
+    """``writes`` writes of 20 bytes, as fast as the producer can go (or yielding after each)."""
+    texts = [text_for(i) for i in range(p["writes"])]
+    recv_id = "pace" if pace else "backlog"
+    stream = impl.stream(recv_id)
+    sleep = asyncio.sleep
+    t0 = monotonic()
+    if pace:
+        for text in texts:
+            await stream.write(text)
+            await sleep(0)
+    else:
+        for text in texts:
+            await stream.write(text)
+    t_written = monotonic()
+    await stream.close()
+    t_closed = monotonic()
+    return {
+        "t0": t0,
+        "t_written": t_written,
+        "t_closed": t_closed,
+        "expected": [expect(recv_id, texts)],
+    }
+
+
+async def pace(impl: Impl, p: dict[str, Any]) -> Result:
+    return await backlog(impl, p, pace=True)
+
+
+async def latency(impl: Impl, p: dict[str, Any]) -> Result:
+    """``writes`` writes ``interval`` seconds apart; records the time just before each write()."""
+    n, interval = p["writes"], p["interval"]
+    texts = [text_for(i) for i in range(n)]
+    stream = impl.stream("latency")
+    loop = asyncio.get_running_loop()
+    stamps: list[float] = []
+    start = loop.time()
+    for i, text in enumerate(texts):
+        stamps.append(monotonic())
+        await stream.write(text)
+        await asyncio.sleep(max(0.0, start + (i + 1) * interval - loop.time()))
+    await stream.close()
+    ends = [len(text.encode()) for text in texts]
+    offsets = []
+    total = 0
+    for size in ends:
+        total += size
+        offsets.append(total)
+    return {"stamps": stamps, "offsets": offsets, "expected": [expect("latency", texts)]}
+
+
+async def many(impl: Impl, p: dict[str, Any]) -> Result:
+    """``streams`` concurrent streams of ``writes`` writes, ``interval`` seconds apart."""
+    n_streams, n_writes, interval = p["streams"], p["writes"], p["interval"]
+    starts: dict[str, float] = {}
+    errors: list[str] = []
+
+    async def one(i: int) -> None:
+        recv_id = f"m{i}"
+        try:
+            stream = impl.stream(recv_id)
+            starts[recv_id] = monotonic()
+            for k in range(n_writes):
+                await stream.write(text_for(i * n_writes + k))
+                if k + 1 < n_writes:
+                    await asyncio.sleep(interval)
+            await stream.close()
+        except Exception as exc:
+            errors.append(f"{recv_id}: {exc!r}"[:300])
+
+    rss_before = proc_status_kib("VmRSS")
+    reset_peak_rss()
+    t0 = monotonic()
+    await asyncio.gather(*(one(i) for i in range(n_streams)))
+    wall = monotonic() - t0
+    peak = proc_status_kib("VmHWM")
+    expected = [
+        expect(f"m{i}", [text_for(i * n_writes + k) for k in range(n_writes)])
+        for i in range(n_streams)
+    ]
+    return {
+        "t0": t0,
+        "wall": wall,
+        "starts": starts,
+        "errors": errors,
+        "rss_before_kib": rss_before,
+        "peak_rss_kib": peak,
+        "expected": expected,
+    }
+
+
+async def setup(impl: Impl, p: dict[str, Any]) -> Result:
+    """``streams`` sequential open-write-close streams of one 20-byte write each."""
+    n = p["streams"]
+    durations: list[float] = []
+    t0 = monotonic()
+    for i in range(n):
+        ts = monotonic()
+        stream = impl.stream(f"s{i}")
+        await stream.write(text_for(i))
+        await stream.close()
+        durations.append(monotonic() - ts)
+    total = monotonic() - t0
+    return {
+        "total": total,
+        "durations": durations,
+        "expected": [expect(f"s{i}", [text_for(i)]) for i in range(n)],
+    }
+
+
+async def stall(impl: Impl, p: dict[str, Any]) -> Result:
+    """Push ``mib`` MiB in ``write_size``-byte writes while the server stops reading."""
+    size, total = p["write_size"], p["mib"] * 1024 * 1024
+    recv_id = f"stall{p['stall_ms']}-x"
+    base = "x" * (size - 8)
+    count = total // size
+    rss_before = proc_status_kib("VmRSS")
+    reset_peak_rss()
+    stream = impl.stream(recv_id)
+    crc = 0
+    t0 = monotonic()
+    for i in range(count):
+        text = base + f"{i:08d}"  # a fresh 1 KiB object per write, as a producer would make
+        crc = zlib.crc32(text.encode(), crc)
+        await stream.write(text)
+    t_written = monotonic()
+    await stream.close()
+    t_closed = monotonic()
+    peak = proc_status_kib("VmHWM")
+    # Ours keeps the whole transcript (Streamer.text) by design; the others keep nothing.
+    stats = getattr(stream, "stats", None)
+    kept = stats.bytes_written if stats is not None else 0
+    return {
+        "t0": t0,
+        "t_written": t_written,
+        "t_closed": t_closed,
+        "rss_before_kib": rss_before,
+        "peak_rss_kib": peak,
+        "transcript_bytes": kept,
+        "expected": [{"recv_id": recv_id, "bytes": count * size, "crc": crc}],
+    }
+
+
+SCENARIOS: dict[str, Callable[[Impl, dict[str, Any]], Awaitable[Result]]] = {
+    "backlog": backlog,
+    "pace": pace,
+    "latency": latency,
+    "many": many,
+    "setup": setup,
+    "stall": stall,
+}
+
+
+async def run(impl_name: str, scenario: str, base_url: str, params: dict[str, Any]) -> Result:
+    impl_cls: Any = IMPLS[impl_name]
+    impl: Impl = impl_cls(base_url, **params.get("impl_options", {}).get(impl_name, {}))
+    async with impl:
+        await warm_up(impl)
+        result = await SCENARIOS[scenario](impl, params)
+    result["rss_end_kib"] = proc_status_kib("VmRSS")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("impl", choices=sorted(IMPLS))
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("base_url")
+    parser.add_argument("params", help="JSON object of scenario parameters")
+    parser.add_argument("--uvloop", action="store_true")
+    args = parser.parse_args()
+    # An application that streams at this rate does not print two info lines per stream to
+    # stdout (structlog's unconfigured default); it filters them, as here.
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    coro = run(args.impl, args.scenario, args.base_url, json.loads(args.params))
+    if args.uvloop:
+        import uvloop
+
+        result = uvloop.run(coro)
+    else:
+        result = asyncio.run(coro)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,575 @@
+"""Benchmark yunhu-stream's Streamer against the floor, the naive design and httpx, in one run.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/run.py                      # full suite, ~5 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick              # smaller sizes, one repeat, ~1 minute
+    .venv/bin/python bench/run.py --quick --scenario setup    # smoke check, a few seconds
+    .venv/bin/python bench/run.py --scenario latency --repeat 5 --loop uvloop
+
+It starts ``bench/server.py`` (a raw asyncio HTTP/1.1 receiver that timestamps every read) in its
+own process, then runs each (scenario, implementation, repeat) in a fresh client process
+(``bench/client.py``), interleaving the implementations so that drift hits all of them alike.
+For every run it checks that the server received exactly the bytes that were written (length and
+CRC-32).  It prints a markdown table (medians over the repeats; ratios are medians of the
+per-repeat ratios to the floor of the same repeat) and writes the raw and summarised figures as
+JSON to ``bench/results/``.
+
+Exit status: 0 when every run completed without errors, 1 otherwise; with ``--strict`` also 1
+when one of our targets is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+IMPL_ORDER = ("floor", "ours", "naive", "httpx")
+
+FULL: dict[str, dict[str, Any]] = {
+    "backlog": {"writes": 100_000},
+    "pace": {"writes": 100_000},
+    "latency": {"writes": 600, "interval": 0.005},
+    "many": {"streams": 1000, "writes": 50, "interval": 0.010},
+    "setup": {"streams": 1000},
+    "stall": {"mib": 64, "write_size": 1024, "stall_ms": 2000},
+}
+QUICK: dict[str, dict[str, Any]] = {
+    "backlog": {"writes": 20_000},
+    "pace": {"writes": 20_000},
+    "latency": {"writes": 100, "interval": 0.005},
+    "many": {"streams": 200, "writes": 20, "interval": 0.010},
+    "setup": {"streams": 200},
+    "stall": {"mib": 16, "write_size": 1024, "stall_ms": 500},
+}
+DEFAULT_BUFFER_BYTES = 256 * 1024  # Bot(max_buffer_bytes=...) default: the stall target's bound
+
+Metrics = dict[str, float]
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "aiohttp": version("aiohttp"),
+        "httpx": version("httpx"),
+        "uvloop": version("uvloop"),
+        "yunhu_stream": version("yunhu-stream"),
+        "commit": commit,
+    }
+
+
+class CpuWatch:
+    """How much CPU *other* processes used while a run was going (the noise on a shared box).
+
+    Busy time of the whole machine from /proc/stat, minus the harness's, its reaped children's
+    and the server's own CPU time.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        busy = (sum(fields) - fields[3] - fields[4]) / self.tick
+        own = sum(
+            getattr(resource.getrusage(who), attr)
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+            for attr in ("ru_utime", "ru_stime")
+        )
+        try:
+            stat = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            own += (int(stat[11]) + int(stat[12])) / self.tick
+        except (OSError, IndexError):
+            pass
+        return time.monotonic(), busy, own
+
+    def foreign_cpus(self) -> float:
+        """CPUs' worth of time used by other processes since the last call."""
+        now = self._sample()
+        (t0, busy0, own0), (t1, busy1, own1) = self.start, now
+        self.start = now
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / max(t1 - t0, 1e-9))
+
+
+def ours_available() -> str | None:
+    """None when ``from yunhu_stream import Bot`` works, else why not."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from yunhu_stream import Bot"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode == 0:
+        return None
+    return proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "import failed"
+
+
+# --------------------------------------------------------------------------- server
+
+
+class Server:
+    """``bench/server.py`` in a child process; it exits when we close its stdin."""
+
+    def __init__(self, uvloop: bool) -> None:
+        args = [sys.executable, str(HERE / "server.py")] + (["--uvloop"] if uvloop else [])
+        self.stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench server did not start: {self.errors()}")
+        self.port = int(json.loads(line)["port"])
+
+    def base_url(self, tag: str) -> str:
+        return f"http://127.0.0.1:{self.port}/bench/{tag}/open-apis/v1"
+
+    def stats(self, tag: str, events: bool) -> list[dict[str, Any]]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request("GET", f"/_bench/stats?tag={tag}&events={int(events)}")
+            streams: list[dict[str, Any]] = json.loads(conn.getresponse().read())["streams"]
+            conn.request("POST", f"/_bench/reset?tag={tag}")
+            conn.getresponse().read()
+        finally:
+            conn.close()
+        return streams
+
+    def errors(self) -> str:
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def verify(expected: list[dict[str, Any]], records: list[dict[str, Any]]) -> list[str]:
+    """Every expected stream reached the server whole: right length, right CRC-32."""
+    by_id = {r["recv_id"]: r for r in records}
+    problems = []
+    for exp in expected:
+        rec = by_id.get(exp["recv_id"])
+        if rec is None:
+            problems.append(f"{exp['recv_id']}: never completed at the server")
+        elif rec["bytes"] != exp["bytes"] or rec["crc"] != exp["crc"]:
+            problems.append(
+                f"{exp['recv_id']}: server got {rec['bytes']} B crc {rec['crc']}, "
+                f"expected {exp['bytes']} B crc {exp['crc']}"
+            )
+    return problems
+
+
+def analyse(scenario: str, res: dict[str, Any], records: list[dict[str, Any]]) -> Metrics:
+    """Turn one client result plus the server's records into the scenario's metrics."""
+    by_id = {r["recv_id"]: r for r in records}
+    if scenario in ("backlog", "pace"):
+        rec = by_id[scenario]
+        elapsed = res["t_closed"] - res["t0"]
+        return {
+            "time_s": elapsed,
+            "write_s": res["t_written"] - res["t0"],
+            "mb_per_s": rec["bytes"] / elapsed / 1e6,
+            "chunks": rec["chunks"],
+            "reads": rec["reads"],
+        }
+    if scenario == "latency":
+        events = by_id["latency"]["events"]
+        latencies = []
+        j = 0
+        # The first write also carries the request head; steady-state writes are what we time.
+        for stamp, offset in list(zip(res["stamps"], res["offsets"], strict=True))[1:]:
+            while events[j][1] < offset:
+                j += 1
+            latencies.append((events[j][0] - stamp) * 1000)
+        return {
+            "p50_ms": percentile(latencies, 50),
+            "p99_ms": percentile(latencies, 99),
+            "max_ms": max(latencies),
+            "chunks": by_id["latency"]["chunks"],
+        }
+    if scenario == "many":
+        ttfb = [
+            (by_id[rid]["t_first"] - start) * 1000
+            for rid, start in res["starts"].items()
+            if rid in by_id
+        ]
+        return {
+            "wall_s": res["wall"],
+            "ttfb_p50_ms": percentile(ttfb, 50),
+            "ttfb_p99_ms": percentile(ttfb, 99),
+            "peak_rss_mib": res["peak_rss_kib"] / 1024,
+            "rss_growth_mib": (res["peak_rss_kib"] - res["rss_before_kib"]) / 1024,
+            "client_errors": len(res["errors"]),
+        }
+    if scenario == "setup":
+        n = len(res["durations"])
+        return {
+            "per_stream_ms": res["total"] / n * 1000,
+            "p50_ms": percentile([d * 1000 for d in res["durations"]], 50),
+            "streams_per_s": n / res["total"],
+        }
+    if scenario == "stall":
+        growth = (res["peak_rss_kib"] - res["rss_before_kib"]) / 1024
+        return {
+            "growth_mib": growth,
+            "growth_beyond_text_mib": growth - res.get("transcript_bytes", 0) / 1024 / 1024,
+            "push_s": res["t_written"] - res["t0"],
+            "total_s": res["t_closed"] - res["t0"],
+        }
+    raise ValueError(scenario)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a metric of a scenario, and our target for it, if any."""
+
+    scenario: str
+    metric: str
+    label: str
+    unit: str
+    target: str = ""
+    check: Callable[[float, float], bool] | None = None  # (ours median, ratio or delta)
+    compare: str = "ratio"  # "ratio" (ours/floor) or "delta" (ours - floor)
+
+
+def rows(buffer_mib: float) -> list[Row]:
+    stall_bound = buffer_mib + 4
+    return [
+        Row("backlog", "time_s", "backlog: 100k×20 B, no yield — time", "s",
+            "≤ 0.15× floor", lambda v, r: r <= 0.15),
+        Row("backlog", "chunks", "backlog — HTTP chunks sent", ""),
+        Row("pace", "time_s", "token pace: 100k×20 B, yield each — time", "s",
+            "≤ 1.3× floor", lambda v, r: r <= 1.3),
+        Row("latency", "p50_ms", "latency 5 ms apart — p50 write→server", "ms", compare="delta"),
+        Row("latency", "p99_ms", "latency 5 ms apart — p99 write→server", "ms",
+            "≤ floor + 0.3 ms", lambda v, d: d <= 0.3, compare="delta"),
+        Row("many", "wall_s", "1,000 streams × 50 writes / 10 ms — wall", "s",
+            "≤ 1.5× floor", lambda v, r: r <= 1.5),
+        Row("many", "ttfb_p99_ms", "many — p99 first byte at server", "ms",
+            "≤ 150 ms", lambda v, r: v <= 150),
+        Row("many", "peak_rss_mib", "many — client peak RSS", "MiB"),
+        Row("many", "errors", "many — errors", "", "0", lambda v, r: v == 0),
+        Row("setup", "per_stream_ms", "stream setup: open-write-close, sequential", "ms",
+            "≤ 1.5× floor", lambda v, r: r <= 1.5),
+        Row("setup", "streams_per_s", "stream setup — streams/s", "/s"),
+        Row("stall", "growth_mib", "stalled server 2 s, 64 MiB pushed — RSS growth", "MiB",
+            f"≤ {stall_bound:.2f} MiB", lambda v, r: v <= stall_bound),
+        Row("stall", "growth_beyond_text_mib", "stalled — RSS growth beyond the kept transcript",
+            "MiB"),
+    ]
+
+
+def summarise(
+    runs: list[dict[str, Any]], impls: list[str], buffer_mib: float
+) -> tuple[list[dict[str, Any]], bool]:
+    """Median figures per (row, impl) and whether each of our targets is met."""
+    by_key: dict[tuple[str, str, int], Metrics] = {}
+    for run in runs:
+        metrics = dict(run["metrics"] or {})
+        metrics["errors"] = float(len(run["errors"]))
+        by_key[(run["scenario"], run["impl"], run["repeat"])] = metrics
+    table = []
+    all_met = True
+    scenarios_run = {run["scenario"] for run in runs}
+    for row in rows(buffer_mib):
+        if row.scenario not in scenarios_run:
+            continue
+        entry: dict[str, Any] = {"scenario": row.scenario, "metric": row.metric,
+                                 "label": row.label, "unit": row.unit, "target": row.target,
+                                 "compare": row.compare,
+                                 "values": {}, "vs_floor": {}}
+        for impl in impls:
+            values, rel = [], []
+            for (sc, im, rep), metrics in by_key.items():
+                if sc != row.scenario or im != impl or row.metric not in metrics:
+                    continue
+                values.append(metrics[row.metric])
+                floor = by_key.get((sc, "floor", rep), {}).get(row.metric)
+                if floor is not None:
+                    if row.compare == "delta":
+                        rel.append(metrics[row.metric] - floor)
+                    elif floor:
+                        rel.append(metrics[row.metric] / floor)
+            if values:
+                entry["values"][impl] = statistics.median(values)
+                entry["vs_floor"][impl] = statistics.median(rel) if rel else None
+        if row.check is not None and "ours" in entry["values"]:
+            rel_ours = entry["vs_floor"].get("ours")
+            met = row.check(entry["values"]["ours"], rel_ours if rel_ours is not None else 0.0)
+            if row.metric == "errors":
+                met = all(
+                    m["errors"] == 0 for (sc, im, _), m in by_key.items()
+                    if sc == row.scenario and im == "ours"
+                )
+            entry["met"] = met
+            all_met = all_met and met
+        table.append(entry)
+    return table, all_met
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit in ("", "/s") or abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    elif abs(value) >= 1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3f}"
+    return f"{text} {unit}".strip() if unit != "/s" else text
+
+
+def markdown(table: list[dict[str, Any]], impls: list[str], info: dict[str, Any]) -> str:
+    lines = [
+        f"Machine: {info['machine']['nproc']} CPU ({info['machine']['cpu']}), "
+        f"Linux {info['machine']['kernel']}, Python {info['machine']['python']}, "
+        f"aiohttp {info['machine']['aiohttp']}, httpx {info['machine']['httpx']}; "
+        f"client loop: {info['loop']}, server loop: {info['server_loop']}; "
+        f"mode: {info['mode']}, medians of {info['repeat']} run(s); "
+        f"commit {info['machine']['commit']}; CPU used by other processes during the runs: "
+        f"median {info['foreign_cpus_median']}, max {info['foreign_cpus_max']}",
+        "",
+        "| scenario | " + " | ".join(impls) + " | target (ours) | met |",
+        "|---|" + "---:|" * len(impls) + "---|:-:|",
+    ]
+    for entry in table:
+        cells = []
+        for impl in impls:
+            value = entry["values"].get(impl)
+            if value is None:
+                cells.append("—")
+                continue
+            cell = fmt(value, entry["unit"])
+            rel = entry["vs_floor"].get(impl)
+            if impl != "floor" and rel is not None and entry["metric"] not in ("errors",):
+                if entry["compare"] == "delta":
+                    cell += f" ({rel:+.2f})"
+                else:
+                    cell += f" ({rel:.2f}×)"
+            cells.append(cell)
+        met = {True: "yes", False: "**no**"}.get(entry.get("met"), "")  # type: ignore[arg-type]
+        lines.append(
+            f"| {entry['label']} | " + " | ".join(cells) + f" | {entry['target']} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_client(
+    server: Server, impl: str, scenario: str, tag: str, params: dict[str, Any], uvloop: bool,
+    timeout: float,
+) -> tuple[dict[str, Any] | None, list[str]]:
+    args = [sys.executable, str(HERE / "client.py"), impl, scenario, server.base_url(tag),
+            json.dumps(params)] + (["--uvloop"] if uvloop else [])
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None, [f"client timed out after {timeout:.0f} s"]
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-3:]
+        return None, [f"client exited {proc.returncode}: " + " | ".join(tail)]
+    return json.loads(proc.stdout), []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark yunhu-stream against the floor, the naive design and httpx.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[1],
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes and one repeat (a smoke run, ~1 minute)")
+    parser.add_argument("--scenario", action="append", choices=list(FULL),
+                        help="run only this scenario (repeatable); default: all")
+    parser.add_argument("--impl", action="append", choices=IMPL_ORDER[1:],
+                        help="compare only this implementation with the floor (repeatable)")
+    parser.add_argument("--repeat", type=int, help="runs per scenario (default 3, quick 1)")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="event loop of the clients under test (default asyncio)")
+    parser.add_argument("--server-loop", choices=("asyncio", "uvloop"), default=None,
+                        help="event loop of the receiving server (default uvloop if installed)")
+    parser.add_argument("--bot-option", action="append", default=[], metavar="NAME=JSON",
+                        help="a Bot(...) keyword for ours, value as JSON, e.g. rate_limit=10 "
+                             "(repeatable; default: rate_limit=null, see docs/performance.md)")
+    parser.add_argument("--out", type=Path, help="JSON results path (default bench/results/…)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per client run")
+    args = parser.parse_args()
+
+    sizes = QUICK if args.quick else FULL
+    scenarios = args.scenario or list(FULL)
+    repeat = args.repeat or (1 if args.quick else 3)
+    impls = ["floor"] + [i for i in IMPL_ORDER[1:] if not args.impl or i in args.impl]
+    unavailable = ours_available() if "ours" in impls else None
+    if unavailable:
+        print(f"note: skipping ours ({unavailable})", file=sys.stderr)
+        impls.remove("ours")
+    try:
+        import uvloop  # noqa: F401
+
+        have_uvloop = True
+    except ImportError:
+        have_uvloop = False
+    if args.loop == "uvloop" and not have_uvloop:
+        parser.error("--loop uvloop needs uvloop installed: .venv/bin/pip install uvloop")
+    server_loop = args.server_loop or ("uvloop" if have_uvloop else "asyncio")
+    bot_options: dict[str, Any] = {"rate_limit": None}
+    for option in args.bot_option:
+        name, sep, value = option.partition("=")
+        if not sep:
+            parser.error(f"--bot-option takes NAME=JSON, not {option!r}")
+        try:
+            bot_options[name] = json.loads(value)
+        except ValueError:
+            parser.error(f"--bot-option {name}: {value!r} is not JSON (strings need quotes)")
+    buffer_bytes = bot_options.get("max_buffer_bytes", DEFAULT_BUFFER_BYTES)
+    impl_options = {"ours": bot_options}
+
+    mode = "quick" if args.quick else "full"
+    info: dict[str, Any] = {
+        "machine": machine(), "mode": mode, "repeat": repeat, "loop": args.loop,
+        "server_loop": server_loop, "scenarios": scenarios, "impls": impls,
+        "sizes": {s: sizes[s] for s in scenarios}, "bot_options": bot_options,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    runs: list[dict[str, Any]] = []
+    started = time.monotonic()
+    server = Server(uvloop=server_loop == "uvloop")
+    watch = CpuWatch(server.proc.pid)
+    time.sleep(1.0)
+    idle_before = watch.foreign_cpus()
+    info["foreign_cpus_before"] = round(idle_before, 2)
+    if idle_before > 0.2:
+        print(f"warning: other processes are using {idle_before:.1f} CPUs of "
+              f"{info['machine']['nproc']}; figures will be noisy", file=sys.stderr)
+    try:
+        for rep in range(repeat):
+            for scenario in scenarios:
+                # Rotate the order each repeat so that no implementation always runs first.
+                order = impls[rep % len(impls):] + impls[: rep % len(impls)]
+                for impl in order:
+                    tag = f"{scenario}-{impl}-{rep}"
+                    params = dict(sizes[scenario], impl_options=impl_options)
+                    t = time.monotonic()
+                    res, errors = run_client(
+                        server, impl, scenario, tag, params, args.loop == "uvloop", args.timeout
+                    )
+                    foreign = watch.foreign_cpus()
+                    records = server.stats(tag, events=scenario == "latency")
+                    metrics = None
+                    if res is not None:
+                        errors += verify(res["expected"], records)
+                        errors += res.get("errors", [])
+                        try:
+                            metrics = analyse(scenario, res, records)
+                        except (KeyError, IndexError, ZeroDivisionError) as exc:
+                            errors.append(f"cannot analyse: {exc!r}")
+                    runs.append({"scenario": scenario, "impl": impl, "repeat": rep,
+                                 "metrics": metrics, "errors": errors[:20],
+                                 "error_count": len(errors), "foreign_cpus": round(foreign, 2)})
+                    shown = ", ".join(f"{k}={v:.4g}" for k, v in (metrics or {}).items())
+                    print(f"[{time.monotonic() - started:6.1f}s] {scenario:8s} {impl:6s} "
+                          f"#{rep} ({time.monotonic() - t:.1f}s, other load {foreign:.2f} CPU) "
+                          f"{shown}"
+                          + (f"  ERRORS: {errors[:2]}" if errors else ""), file=sys.stderr)
+    finally:
+        server.close()
+        server_errors = server.errors().strip()
+        server.stderr.close()
+        if server_errors:
+            print("bench server stderr:\n" + server_errors[-3000:], file=sys.stderr)
+
+    table, all_met = summarise(runs, impls, buffer_bytes / 1024 / 1024)
+    info["elapsed_s"] = round(time.monotonic() - started, 1)
+    foreign_all = [run["foreign_cpus"] for run in runs]
+    info["foreign_cpus_median"] = round(statistics.median(foreign_all), 2) if foreign_all else 0
+    info["foreign_cpus_max"] = round(max(foreign_all), 2) if foreign_all else 0
+    print(markdown(table, impls, info))
+    label = f"{mode}-{args.loop}" + ("" if args.scenario is None else "-" + "+".join(scenarios))
+    out = args.out or HERE / "results" / f"{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"info": info, "table": table, "runs": runs}, indent=1) + "\n")
+    print(f"\nresults: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
+          f"({info['elapsed_s']} s)", file=sys.stderr)
+    failed = any(run["error_count"] for run in runs)
+    return 1 if failed or (args.strict and not all_met) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
