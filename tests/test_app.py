@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import importlib.util
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -780,3 +781,31 @@ class TestRegistration:
         app = BotApp("token")
         with pytest.raises(ValueError, match="port must be"):
             app.run(port=70000)
+
+
+def _load_example(name: str) -> Any:
+    path = Path(__file__).parent.parent / "examples" / name
+    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TestExamples:
+    async def test_echo_bot_demo(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """examples/echo_bot.py --demo streams a mention-addressed echo into the group."""
+        await _load_example("echo_bot.py").demo()
+        out = capsys.readouterr().out
+        assert "answered 200" in out
+        assert (
+            "final message in group 307149245: "
+            "'@小明\\u200b you said: streaming makes long answers feel fast ', at=['7756242']"
+        ) in out
+
+    async def test_aiohttp_app_demo(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """examples/aiohttp_app.py --demo answers a private message with streamed markdown."""
+        await _load_example("aiohttp_app.py").demo()
+        out = capsys.readouterr().out
+        assert "GET /healthz answered 200" in out
+        assert "markdown: '**Hi 小明!** I stream answers as they are written.'" in out
