@@ -1,0 +1,318 @@
+"""The :class:`Emulator`: a real aiohttp server that behaves like YunHu's bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from types import TracebackType
+from typing import TypeVar
+
+import structlog
+from aiohttp import web
+
+from .._types import Recipient
+from . import _api
+from ._core import Core, RequestRecord
+from ._faults import Faults
+from ._store import DEFAULT_WAIT, StoredMessage, StreamRecord
+from ._stream import send_stream
+from ._web import add_page_routes
+
+log = structlog.get_logger("yunhu_stream")
+
+T = TypeVar("T")
+API_PREFIX = "/open-apis/v1"
+# In-flight requests get this long to finish when the emulator stops; then they are cut,
+# which is what a restarting server does to its clients.
+SHUTDOWN_GRACE = 0.25
+
+
+class Emulator:
+    """A local YunHu bot API on loopback, for tests and demos.
+
+    It implements ``bot/send-stream``, ``bot/send``, ``bot/edit``, ``bot/recall`` and
+    ``GET bot/messages`` with the token check, parameter validation and response
+    envelope of the real service, keeps every chat's history, records each streamed
+    request with its chunks, and injects faults on demand (:attr:`faults`). It also
+    serves a live web page at :attr:`url`.
+
+    Usage::
+
+        async with Emulator() as emu:
+            async with Bot(emu.token, base_url=emu.base_url) as bot:
+                ...
+            emu.chat("group", "123")
+
+    Args:
+        token: The bot token it accepts; a random one if None.
+        host: The address to listen on.
+        port: The port; 0 picks a free one (kept across :meth:`restart`).
+        rate_limit: If set, answer ``1007`` to requests over this many per second per
+            endpoint, as the real service does at 10. Off by default.
+        bot_id: The ``senderId`` of the bot's messages.
+        bot_nickname: The ``senderNickname`` of the bot's messages.
+
+    Raises:
+        ValueError: for an invalid argument, saying what is accepted.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limit: int | None = None,
+        bot_id: str = "10000001",
+        bot_nickname: str = "Emulator Bot",
+    ) -> None:
+        if token is not None and (
+            not isinstance(token, str) or not token or not token.isprintable() or " " in token
+        ):
+            raise ValueError("token must be a non-empty printable string without spaces, or None")
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"host must be a non-empty string, not {host!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
+        if rate_limit is not None and (
+            isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or rate_limit < 1
+        ):
+            raise ValueError(f"rate_limit must be a positive int or None, not {rate_limit!r}")
+        for name, value in (("bot_id", bot_id), ("bot_nickname", bot_nickname)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string, not {value!r}")
+        self._core = Core(
+            token=token or secrets.token_hex(16),
+            bot_id=bot_id,
+            bot_nickname=bot_nickname,
+            rate_limit=rate_limit,
+        )
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+
+    def __repr__(self) -> str:
+        state = f"url={self.url!r}" if self._runner else "stopped"
+        return f"<Emulator {state} token=***>"
+
+    @property
+    def token(self) -> str:
+        """The bot token this emulator accepts."""
+        return self._core.token
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (0 until first started with ``port=0``)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The server root, where the live page is: ``http://127.0.0.1:PORT/``."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}/"
+
+    @property
+    def base_url(self) -> str:
+        """The API base to give ``Bot(base_url=...)``: ``http://127.0.0.1:PORT/open-apis/v1``."""
+        return self.url.rstrip("/") + API_PREFIX
+
+    @property
+    def bot_id(self) -> str:
+        """The ``senderId`` of the bot's messages."""
+        return self._core.bot_id
+
+    @property
+    def running(self) -> bool:
+        """True while the server is listening."""
+        return self._runner is not None
+
+    @property
+    def faults(self) -> Faults:
+        """The fault switches; see :class:`~yunhu_stream.emulator.Faults`."""
+        return self._core.faults
+
+    @property
+    def streams(self) -> list[StreamRecord]:
+        """Every ``bot/send-stream`` request received, in arrival order."""
+        return self._core.streams
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every API request handled, in the order they finished."""
+        return self._core.requests
+
+    @property
+    def rate_limited(self) -> int:
+        """How many ``1007`` (frequency limit) answers it has sent."""
+        return sum(1 for r in self._core.requests if r.code == 1007)
+
+    def chat(
+        self,
+        recv_type: str | Recipient,
+        recv_id: str | int | None = None,
+        *,
+        include_recalled: bool = False,
+    ) -> list[StoredMessage]:
+        """The messages of one chat, oldest first, as a person in it would see them.
+
+        Call as ``chat("group", "123")``, ``chat("group:123")`` or ``chat(Recipient...)``.
+        Recalled messages are left out unless ``include_recalled``.
+
+        Raises:
+            ValueError: if the chat is not given in one of those forms.
+        """
+        if recv_id is None:
+            who = Recipient.coerce(recv_type)
+        elif isinstance(recv_type, str):
+            who = Recipient(recv_type, str(recv_id))  # type: ignore[arg-type]  # validated
+        else:
+            raise ValueError("give chat(type, id), chat('type:id') or chat(Recipient)")
+        return self._core.store.chat(who.type, who.id, include_recalled=include_recalled)
+
+    def chats(self) -> list[tuple[str, str]]:
+        """Every chat with at least one message, as ``(type, id)``, oldest first."""
+        return self._core.store.keys()
+
+    def message(self, msg_id: str) -> StoredMessage | None:
+        """The message with ``msg_id`` (recalled or not), or None."""
+        return self._core.store.get(msg_id)
+
+    async def wait_until(
+        self,
+        check: Callable[[], T | None],
+        *,
+        timeout: float | None = DEFAULT_WAIT,
+        what: str = "a condition",
+    ) -> T:
+        """Wait until ``check()`` returns something other than None/False, and return it.
+
+        ``check`` is re-run after every change in the emulator (a request, a chunk, a
+        message change, a fault hit), so no polling or sleeping is needed.
+
+        Raises:
+            TimeoutError: after ``timeout`` seconds, naming ``what``.
+        """
+        return await self._core.changes.wait_until(check, timeout=timeout, what=what)
+
+    async def wait_for_stream(
+        self, n: int = 1, *, timeout: float | None = DEFAULT_WAIT
+    ) -> StreamRecord:
+        """Wait until ``n`` send-stream requests have arrived; return the ``n``-th.
+
+        Raises:
+            TimeoutError: if they do not arrive in time.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, not {n!r}")
+        streams = self._core.streams
+        return await self.wait_until(
+            lambda: streams[n - 1] if len(streams) >= n else None,
+            timeout=timeout,
+            what=f"send-stream request #{n}",
+        )
+
+    async def wait_for_message(
+        self,
+        recv_type: str | Recipient,
+        recv_id: str | int | None = None,
+        predicate: Callable[[StoredMessage], bool] | None = None,
+        *,
+        timeout: float | None = DEFAULT_WAIT,
+    ) -> StoredMessage:
+        """Wait for a message in a chat that satisfies ``predicate`` (any, if None).
+
+        The chat is given as for :meth:`chat`. Returns the newest matching message.
+
+        Raises:
+            TimeoutError: if none appears in time.
+        """
+        accept = predicate or (lambda _m: True)
+
+        def check() -> StoredMessage | None:
+            matches = [m for m in self.chat(recv_type, recv_id) if accept(m)]
+            return matches[-1] if matches else None
+
+        return await self.wait_until(check, timeout=timeout, what="a matching message")
+
+    async def wait_for_requests(
+        self, n: int, *, endpoint: str | None = None, timeout: float | None = DEFAULT_WAIT
+    ) -> list[RequestRecord]:
+        """Wait until ``n`` requests (to ``endpoint``, or any) have been answered or dropped.
+
+        Raises:
+            TimeoutError: if that does not happen in time.
+        """
+
+        def check() -> list[RequestRecord] | None:
+            done = [r for r in self._core.requests if endpoint in (None, r.endpoint)]
+            return done if len(done) >= n else None
+
+        return await self.wait_until(check, timeout=timeout, what=f"{n} requests")
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        core = self._core
+        prefix = API_PREFIX + "/bot/"
+        app.router.add_post(prefix + "send-stream", core.route("send-stream", send_stream))
+        app.router.add_post(prefix + "send", core.route("send", _api.send))
+        app.router.add_post(prefix + "edit", core.route("edit", _api.edit))
+        app.router.add_post(prefix + "recall", core.route("recall", _api.recall))
+        app.router.add_get(prefix + "messages", core.route("messages", _api.messages))
+        add_page_routes(app, core)
+        return app
+
+    async def start(self) -> Emulator:
+        """Start listening (on the same port as before after a :meth:`close`).
+
+        Raises:
+            RuntimeError: if it is already running.
+            OSError: if the port cannot be bound.
+        """
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        self._core.stopping = asyncio.Event()
+        # access_log=None: aiohttp's access log would print the query string, token included.
+        runner = web.AppRunner(
+            self._app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        if self._port == 0:
+            server = site._server
+            assert isinstance(server, asyncio.base_events.Server)
+            self._port = int(server.sockets[0].getsockname()[1])
+        self._runner = runner
+        log.info("emulator_started", url=self.url)
+        return self
+
+    async def close(self) -> None:
+        """Stop listening and cut requests still in flight. History is kept. Idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._core.stopping.set()
+        self._core.changes.notify()
+        await runner.cleanup()
+        log.info("emulator_stopped", url=self.url)
+
+    async def restart(self) -> None:
+        """Close and start again on the same port, keeping history and fault rules."""
+        await self.close()
+        await self.start()
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,570 @@
+"""The emulator behaves like YunHu's bot API, records streams, and injects faults.
+
+These tests speak raw HTTP with aiohttp's client, so they pin the wire behaviour
+independently of the library's own client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import structlog
+
+from yunhu_stream.emulator import STREAM_TIP, Emulator
+
+pytestmark = pytest.mark.anyio
+
+
+class Body:
+    """A chunked request body the test feeds piece by piece."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+
+    def send(self, data: bytes | str) -> None:
+        self._queue.put_nowait(data.encode() if isinstance(data, str) else data)
+
+    def end(self) -> None:
+        self._queue.put_nowait(None)
+
+    def fail(self) -> None:
+        """Make the client abort the request mid-body."""
+        self._queue.put_nowait(RuntimeError("client gave up"))
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+def stream_url(
+    emu: Emulator,
+    *,
+    token: str | None = None,
+    recv_id: str = "123",
+    recv_type: str = "group",
+    content_type: str = "text",
+) -> str:
+    return (
+        f"{emu.base_url}/bot/send-stream?token={token or emu.token}&recvId={recv_id}"
+        f"&recvType={recv_type}&contentType={content_type}"
+    )
+
+
+async def post_stream(session: aiohttp.ClientSession, url: str, body: Any) -> dict[str, Any]:
+    async with session.post(url, data=body, headers={"Content-Type": "text/plain"}) as resp:
+        assert resp.status == 200
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+async def post_json(
+    session: aiohttp.ClientSession,
+    emu: Emulator,
+    endpoint: str,
+    payload: Any,
+    *,
+    token: str | None = None,
+) -> dict[str, Any]:
+    url = f"{emu.base_url}/bot/{endpoint}?token={token or emu.token}"
+    async with session.post(url, json=payload) as resp:
+        assert resp.status == 200
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+async def get_messages(
+    session: aiohttp.ClientSession, emu: Emulator, **params: str
+) -> dict[str, Any]:
+    query = {"token": emu.token, **params}
+    async with session.get(f"{emu.base_url}/bot/messages", params=query) as resp:
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+async def one_shot(
+    session: aiohttp.ClientSession, emu: Emulator, text: str, **kw: str
+) -> dict[str, Any]:
+    body = Body()
+    body.send(text)
+    body.end()
+    return await post_stream(session, stream_url(emu, **kw), body)
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+class TestLifecycle:
+    def test_urls_point_at_loopback_api(self) -> None:
+        """base_url is the root URL plus /open-apis/v1 on 127.0.0.1."""
+        emu = Emulator(port=8123)
+        assert emu.url == "http://127.0.0.1:8123/"
+        assert emu.base_url == "http://127.0.0.1:8123/open-apis/v1"
+
+    def test_random_token_is_not_shown_in_repr(self) -> None:
+        """Each emulator gets its own random token, and its repr does not contain it."""
+        a, b = Emulator(), Emulator()
+        assert a.token != b.token
+        assert len(a.token) >= 32
+        assert a.token not in repr(a)
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"token": ""},
+            {"token": "a b"},
+            {"port": -1},
+            {"port": 70000},
+            {"rate_limit": 0},
+            {"host": ""},
+            {"bot_id": ""},
+        ],
+    )
+    def test_invalid_arguments_are_rejected(self, kwargs: dict[str, Any]) -> None:
+        """Bad constructor arguments raise ValueError naming the argument."""
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            Emulator(**kwargs)
+
+    async def test_start_twice_is_an_error_and_close_is_idempotent(self) -> None:
+        """start() on a running emulator raises; close() can be called repeatedly."""
+        emu = await Emulator().start()
+        try:
+            with pytest.raises(RuntimeError, match="already running"):
+                await emu.start()
+        finally:
+            await emu.close()
+        await emu.close()
+        assert not emu.running
+
+    async def test_restart_keeps_port_and_history(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """After restart() the same base_url works and earlier messages are still there."""
+        url = emu.base_url
+        await one_shot(session, emu, "before")
+        await emu.restart()
+        assert emu.base_url == url
+        await one_shot(session, emu, "after")
+        assert [m.text for m in emu.chat("group", "123")] == ["before", "after"]
+
+    async def test_token_never_reaches_logs(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Neither stdlib logging (aiohttp's access log) nor structlog events show the token."""
+        caplog.set_level(logging.DEBUG)
+        with structlog.testing.capture_logs() as events:
+            async with Emulator() as emu, aiohttp.ClientSession() as session:
+                await one_shot(session, emu, "hi")
+                await post_json(session, emu, "send", {"recvId": "1"})
+        assert events, "the emulator should log its start and stop"
+        assert emu.token not in caplog.text
+        assert all(emu.token not in repr(event) for event in events)
+
+
+class TestSendStream:
+    async def test_message_appears_at_first_chunk_and_grows(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """A streamed message is in the chat after its first chunk and grows with each one."""
+        body = Body()
+        task = asyncio.create_task(post_stream(session, stream_url(emu), body))
+        body.send("Hello ")
+        record = await emu.wait_for_stream()
+        await record.wait_for_bytes(6)
+        [message] = emu.chat("group", "123")
+        assert (message.text, message.streaming, message.streamed) == ("Hello ", True, True)
+        body.send("world")
+        await record.wait_for_bytes(11)
+        assert message.text == "Hello world"
+        body.end()
+        answer = await task
+        assert answer["code"] == 1
+        assert answer["msg"] == "success"
+        assert answer["data"]["messageInfo"] == {
+            "msgId": message.msg_id,
+            "recvId": "123",
+            "recvType": "group",
+        }
+        assert (record.completed, record.aborted, record.code) == (True, False, 1)
+        assert not message.streaming
+        assert record.msg_id == message.msg_id
+
+    async def test_chunks_are_recorded_with_arrival_times(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """Each piece is recorded in order with non-decreasing monotonic and wall times."""
+        body = Body()
+        task = asyncio.create_task(post_stream(session, stream_url(emu), body))
+        for i, piece in enumerate(["one ", "two ", "three"], start=1):
+            body.send(piece)
+            record = await emu.wait_for_stream()
+            await record.wait_for_chunks(i)
+        body.end()
+        await task
+        assert [c.data for c in record.chunks] == [b"one ", b"two ", b"three"]
+        assert all(c.http_chunk_end for c in record.chunks)
+        times = [c.t for c in record.chunks]
+        assert times == sorted(times)
+        assert record.started <= times[0]
+        assert record.body == b"one two three"
+        assert record.text == "one two three"
+
+    async def test_utf8_split_across_chunks_is_accepted(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """A multi-byte character split across chunks is shown only once complete."""
+        body = Body()
+        task = asyncio.create_task(post_stream(session, stream_url(emu), body))
+        emoji = "你好🙂".encode()
+        body.send(emoji[:4])
+        record = await emu.wait_for_stream()
+        await record.wait_for_bytes(4)
+        [message] = emu.chat("group", "123")
+        assert message.text == "你"
+        body.send(emoji[4:])
+        body.end()
+        assert (await task)["code"] == 1
+        assert message.text == "你好🙂"
+
+    async def test_empty_body_is_rejected(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """An empty stream is answered 1002 "消息内容不能为空" and leaves no message."""
+        answer = await one_shot(session, emu, "")
+        assert (answer["code"], answer["msg"]) == (1002, "消息内容不能为空")
+        assert emu.chat("group", "123") == []
+
+    async def test_invalid_utf8_is_rejected(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """A body that is not UTF-8 is answered 1002 and its message is withdrawn."""
+        body = Body()
+        body.send(b"ok \xff\xfe")
+        body.end()
+        answer = await post_stream(session, stream_url(emu), body)
+        assert answer["code"] == 1002
+        assert "UTF-8" in answer["msg"]
+        assert emu.chat("group", "123") == []
+
+    @pytest.mark.parametrize("token", ["wrong", ""])
+    async def test_bad_token_is_unauthorized(
+        self, emu: Emulator, session: aiohttp.ClientSession, token: str
+    ) -> None:
+        """A wrong or missing token is answered 1003 and nothing reaches the chat."""
+        url = stream_url(emu).replace(f"token={emu.token}", f"token={token}")
+        body = Body()
+        body.send("secret")
+        body.end()
+        answer = await post_stream(session, url, body)
+        assert answer["code"] == 1003
+        assert emu.chat("group", "123") == []
+        assert emu.streams[0].code == 1003
+
+    @pytest.mark.parametrize(
+        ("params", "field"),
+        [
+            ({"recv_type": "channel"}, "recvType"),
+            ({"content_type": "html"}, "contentType"),
+            ({"recv_id": ""}, "recvId"),
+        ],
+    )
+    async def test_bad_parameters_are_1002(
+        self, emu: Emulator, session: aiohttp.ClientSession, params: dict[str, str], field: str
+    ) -> None:
+        """An invalid query parameter is answered 1002 with a message naming it."""
+        answer = await one_shot(session, emu, "hi", **params)
+        assert answer["code"] == 1002
+        assert field in answer["msg"]
+
+    async def test_client_abort_keeps_partial_message(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """A stream cut off by the client stays in the chat with what arrived, marked incomplete."""
+        body = Body()
+        task = asyncio.create_task(post_stream(session, stream_url(emu), body))
+        body.send("partial ")
+        record = await emu.wait_for_stream()
+        await record.wait_for_bytes(8)
+        body.fail()
+        with pytest.raises(aiohttp.ClientError):
+            await task
+        await record.wait_done()
+        assert (record.aborted, record.completed, record.code) == (True, False, None)
+        [message] = emu.chat("group", "123")
+        assert (message.text, message.incomplete, message.streaming) == ("partial ", True, False)
+
+    async def test_streamed_message_carries_the_ai_tip(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """In bot/messages a streamed message's content has the AI label as "tip"."""
+        await one_shot(
+            session, emu, "**bold**", content_type="markdown", recv_type="user", recv_id="7"
+        )
+        answer = await get_messages(
+            session, emu, **{"chat-id": "7", "chat-type": "user", "before": "5"}
+        )
+        [item] = answer["data"]["list"]
+        assert item["content"] == {"text": "**bold**", "tip": STREAM_TIP}
+        assert item["contentType"] == "markdown"
+        assert (item["senderType"], item["senderId"]) == ("bot", emu.bot_id)
+
+
+class TestSendEditRecall:
+    async def test_send_stores_text_buttons_mentions_and_quote(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """bot/send creates a message with its buttons, mentions and parent id."""
+        buttons = [[{"text": "Open", "actionType": 1, "url": "https://example.com"}]]
+        answer = await post_json(
+            session,
+            emu,
+            "send",
+            {
+                "recvId": "9",
+                "recvType": "user",
+                "contentType": "markdown",
+                "parentId": "p1",
+                "content": {"text": "@Ann\u200b hi", "buttons": buttons, "at": ["42"]},
+            },
+        )
+        assert answer["code"] == 1
+        [message] = emu.chat("user:9")
+        assert message.msg_id == answer["data"]["messageInfo"]["msgId"]
+        assert (message.buttons, message.at, message.parent_id) == (buttons, ["42"], "p1")
+        assert (message.streamed, message["content"]["text"]) == (False, "@Ann\u200b hi")
+
+    @pytest.mark.parametrize(
+        ("payload", "needle"),
+        [
+            ({"recvType": "user", "contentType": "text", "content": {"text": "x"}}, "recvId"),
+            (
+                {"recvId": "1", "recvType": "x", "contentType": "text", "content": {"text": "x"}},
+                "recvType",
+            ),
+            (
+                {"recvId": "1", "recvType": "user", "contentType": "gif", "content": {"text": "x"}},
+                "contentType",
+            ),
+            (
+                {"recvId": "1", "recvType": "user", "contentType": "text", "content": {"text": ""}},
+                "消息内容不能为空",
+            ),
+            (
+                {
+                    "recvId": "1",
+                    "recvType": "user",
+                    "contentType": "text",
+                    "content": {"text": "x", "buttons": [{"text": "flat"}]},
+                },
+                "buttons",
+            ),
+            (
+                {"recvId": "1", "recvType": "user", "contentType": "image", "content": {}},
+                "imageKey",
+            ),
+            ([1, 2], "JSON"),
+        ],
+    )
+    async def test_send_validates_parameters(
+        self, emu: Emulator, session: aiohttp.ClientSession, payload: Any, needle: str
+    ) -> None:
+        """Invalid bot/send bodies are answered 1002 with a message naming the problem."""
+        answer = await post_json(session, emu, "send", payload)
+        assert answer["code"] == 1002
+        assert needle in answer["msg"]
+        assert emu.chats() == []
+
+    async def test_non_json_body_is_1002(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """A body that is not JSON is answered 1002."""
+        async with session.post(
+            f"{emu.base_url}/bot/send?token={emu.token}", data=b"{nope"
+        ) as resp:
+            answer = await resp.json()
+        assert answer["code"] == 1002
+
+    async def test_edit_replaces_text_and_adds_buttons(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """bot/edit on a streamed message replaces its text and may add buttons."""
+        sent = await one_shot(session, emu, "draft")
+        msg_id = sent["data"]["messageInfo"]["msgId"]
+        buttons = [[{"text": "Copy", "actionType": 2, "value": "v"}]]
+        answer = await post_json(
+            session,
+            emu,
+            "edit",
+            {
+                "msgId": msg_id,
+                "recvId": "123",
+                "recvType": "group",
+                "contentType": "markdown",
+                "content": {"text": "final", "buttons": buttons},
+            },
+        )
+        assert answer["code"] == 1
+        [message] = emu.chat("group", "123")
+        assert (message.text, message.buttons, message.edits) == ("final", buttons, 1)
+        assert message.content_type == "markdown"
+
+    async def test_edit_of_unknown_or_foreign_message_fails(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """Editing a message that is not in the given chat is answered -1."""
+        sent = await one_shot(session, emu, "draft")
+        msg_id = sent["data"]["messageInfo"]["msgId"]
+        for recv_id, mid in (("999", msg_id), ("123", "nope")):
+            answer = await post_json(
+                session,
+                emu,
+                "edit",
+                {
+                    "msgId": mid,
+                    "recvId": recv_id,
+                    "recvType": "group",
+                    "contentType": "text",
+                    "content": {"text": "x"},
+                },
+            )
+            assert answer["code"] == -1
+        assert emu.chat("group", "123")[0].text == "draft"
+
+    async def test_recall_removes_message_from_chat(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """bot/recall hides the message from the chat and from bot/messages."""
+        sent = await one_shot(session, emu, "oops")
+        msg_id = sent["data"]["messageInfo"]["msgId"]
+        answer = await post_json(
+            session, emu, "recall", {"msgId": msg_id, "chatId": "123", "chatType": "group"}
+        )
+        assert answer["code"] == 1
+        assert emu.chat("group", "123") == []
+        assert emu.chat("group", "123", include_recalled=True)[0].recalled
+        again = await post_json(
+            session, emu, "recall", {"msgId": msg_id, "chatId": "123", "chatType": "group"}
+        )
+        assert again["code"] == -1
+
+    async def test_json_endpoints_check_the_token(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """bot/send with a wrong token is answered 1003."""
+        answer = await post_json(session, emu, "send", {}, token="bad")
+        assert answer["code"] == 1003
+
+
+class TestMessages:
+    async def test_latest_n_oldest_first(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """Without message-id, before=N gives the latest N messages, oldest first."""
+        for i in range(5):
+            await one_shot(session, emu, f"m{i}")
+        answer = await get_messages(
+            session, emu, **{"chat-id": "123", "chat-type": "group", "before": "3"}
+        )
+        assert answer["code"] == 1
+        assert [m["content"]["text"] for m in answer["data"]["list"]] == ["m2", "m3", "m4"]
+        assert answer["data"]["total"] == 3
+
+    async def test_around_a_message_id(self, emu: Emulator, session: aiohttp.ClientSession) -> None:
+        """With message-id, before/after give the neighbours, excluding the anchor."""
+        ids = []
+        for i in range(5):
+            sent = await one_shot(session, emu, f"m{i}")
+            ids.append(sent["data"]["messageInfo"]["msgId"])
+        answer = await get_messages(
+            session,
+            emu,
+            **{
+                "chat-id": "123",
+                "chat-type": "group",
+                "message-id": ids[2],
+                "before": "1",
+                "after": "5",
+            },
+        )
+        assert [m["msgId"] for m in answer["data"]["list"]] == [ids[1], ids[3], ids[4]]
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"chat-type": "group", "before": "1"},
+            {"chat-id": "1", "chat-type": "x", "before": "1"},
+            {"chat-id": "1", "chat-type": "group"},
+            {"chat-id": "1", "chat-type": "group", "before": "-3"},
+        ],
+    )
+    async def test_invalid_query_is_1002(
+        self, emu: Emulator, session: aiohttp.ClientSession, params: dict[str, str]
+    ) -> None:
+        """Missing chat, bad chat type, no count or a bad count are answered 1002."""
+        answer = await get_messages(session, emu, **params)
+        assert answer["code"] == 1002
+
+    async def test_unknown_message_id_is_minus_one(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """A message-id that is not in the chat is answered -1."""
+        answer = await get_messages(
+            session,
+            emu,
+            **{"chat-id": "1", "chat-type": "group", "message-id": "zzz", "before": "1"},
+        )
+        assert answer["code"] == -1
+
+
+class TestWaits:
+    async def test_wait_for_message_with_predicate(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """wait_for_message returns once a message satisfying the predicate exists."""
+        waiter = asyncio.create_task(
+            emu.wait_for_message("group", "123", lambda m: m.text.endswith("!"))
+        )
+        await one_shot(session, emu, "not yet")
+        await one_shot(session, emu, "now!")
+        message = await waiter
+        assert message.text == "now!"
+
+    async def test_wait_times_out_with_a_clear_error(self, emu: Emulator) -> None:
+        """A wait that cannot be satisfied raises TimeoutError naming what it waited for."""
+        with pytest.raises(TimeoutError, match="send-stream request #1"):
+            await emu.wait_for_stream(timeout=0.05)
+
+    async def test_wait_for_requests_by_endpoint(
+        self, emu: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """wait_for_requests counts finished requests of one endpoint."""
+        await one_shot(session, emu, "x")
+        await post_json(session, emu, "send", {})
+        [record] = await emu.wait_for_requests(1, endpoint="send")
+        assert (record.method, record.status, record.code) == ("POST", 200, 1002)
+
+
+class TestPytestPlugin:
+    async def test_fixture_yields_a_running_emulator(
+        self, emulator: Emulator, session: aiohttp.ClientSession
+    ) -> None:
+        """The plugin's `emulator` fixture is started and answers the API."""
+        assert emulator.running
+        answer = await one_shot(session, emulator, "from the fixture")
+        assert answer["code"] == 1
