@@ -76,3 +76,10 @@ __all__ = [
     "UnknownEvent",
     "parse_event",
 ]
+
+# Show the public module in reprs, tracebacks and docs (the classes live in private modules).
+for _name in __all__:
+    _obj = globals()[_name]
+    if callable(_obj):
+        _obj.__module__ = __name__
+del _name, _obj
