@@ -24,22 +24,20 @@ class PoolState(enum.Enum):
 class BotPool:
     """Holds one :class:`~yunhu_stream.Bot` per bot token for a framework plugin.
 
-    A Bot is made on first use of its token, so accounts the framework connects
-    late (or reconnects) get one too; :meth:`aclose` closes them all when the
-    framework shuts down. The pool can be opened again after a close (frameworks
-    that restart in-process do that).
+    It starts closed: the framework's start-up calls :meth:`open`, its shutdown
+    :meth:`aclose`. In between, a Bot is made on first use of its token, so
+    accounts the framework connects late (or reconnects) get one too. The pool
+    can be opened again after a close (frameworks that restart in-process do that).
 
     Args:
         owner: Name of the integration, used in log lines and errors.
-        bot_options: Keyword arguments for every ``Bot`` (``base_url``,
-            timeouts, ...). Checked by ``Bot`` itself on first use.
     """
 
-    def __init__(self, owner: str, bot_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, owner: str) -> None:
         self.owner = owner
-        self._options: dict[str, Any] = dict(bot_options or {})
+        self._options: dict[str, Any] = {}
         self._bots: dict[str, Bot] = {}
-        self.state = PoolState.OPEN
+        self.state = PoolState.CLOSED
 
     def __repr__(self) -> str:
         return f"BotPool(owner={self.owner!r}, state={self.state.value}, bots={len(self._bots)})"
@@ -47,16 +45,22 @@ class BotPool:
     def __len__(self) -> int:
         return len(self._bots)
 
-    def open(self, bot_options: Mapping[str, Any] | None = None) -> None:
-        """Accept :meth:`get` calls again, optionally with new Bot options.
+    def open(self, bot_options: Mapping[str, Any]) -> None:
+        """Accept :meth:`get` calls; every Bot is made with ``bot_options``.
+
+        Args:
+            bot_options: Keyword arguments for ``Bot`` (``base_url``, timeouts, ...).
 
         Raises:
-            RuntimeError: if Bots from an earlier open are still held (close first).
+            errors.ConfigurationError: an option is invalid (checked now, not at the
+                first message).
+            RuntimeError: Bots from an earlier open are still held (aclose() first).
         """
         if self._bots:
             raise RuntimeError(f"{self.owner}: open() while Bots are still open; aclose() first")
-        if bot_options is not None:
-            self._options = dict(bot_options)
+        options = dict(bot_options)
+        Bot("options-check", **options)  # makes no session: only validates the options
+        self._options = options
         self.state = PoolState.OPEN
 
     def get(self, token: str) -> Bot:

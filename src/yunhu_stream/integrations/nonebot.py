@@ -122,7 +122,7 @@ def _bot_options(config: Config) -> dict[str, Any]:
     }
 
 
-_pool = BotPool(_OWNER, _bot_options(_config))
+_pool = BotPool(_OWNER)
 _driver = get_driver()
 
 
@@ -130,8 +130,7 @@ _driver = get_driver()
 async def _open_sessions() -> None:
     """Accept streams, and check every configured adapter bot's options now, not at
     its first message."""
-    if len(_pool) == 0:
-        _pool.open()
+    _pool.open(_bot_options(_config))
     for bot_config in get_plugin_config(_AdapterConfig).yunhu_bots:
         if bot_config.token:
             _pool.get(bot_config.token)
