@@ -70,6 +70,8 @@ class Core:
         self.streams: list[StreamRecord] = []
         self.requests: list[RequestRecord] = []
         self.stopping = asyncio.Event()
+        # The rate-limit window's clock; tests may swap in a frozen one.
+        self.clock: Callable[[], float] = time.monotonic
         self._windows: dict[str, collections.deque[float]] = collections.defaultdict(
             collections.deque
         )
@@ -87,7 +89,7 @@ class Core:
         """Count a request against the per-endpoint limit; True if it is over it."""
         if self.rate_limit is None:
             return False
-        now = time.monotonic()
+        now = self.clock()
         window = self._windows[endpoint]
         while window and window[0] <= now - 1.0:
             window.popleft()
