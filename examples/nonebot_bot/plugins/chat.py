@@ -17,9 +17,9 @@ chat = on_message(priority=10)
 async def generate_answer(question: str) -> AsyncIterator[str]:
     """Stands in for a language model: yields an answer a few characters at a time."""
     answer = f"你说的是「{question}」。这条回复是一段一段流式写出来的，不是一次发完的。"
-    for start in range(0, len(answer), 4):
-        await asyncio.sleep(0.1)  # a model takes time per token
-        yield answer[start:start + 4]
+    for start in range(0, len(answer), 6):
+        await asyncio.sleep(0.05)  # a model takes time per token
+        yield answer[start:start + 6]
 
 
 @chat.handle()
