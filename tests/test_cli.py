@@ -182,6 +182,21 @@ class TestSendStreamsAsItArrives:
         assert "".join(m.text for m in chat) == text
 
 
+    async def test_stdin_is_left_blocking_for_the_next_reader(self, emu: Emulator) -> None:
+        """The pipe's blocking mode, shared with later commands, is restored on exit."""
+        script = (
+            f'"{sys.executable}" -m yunhu_stream send --to group:42 --base-url {emu.base_url}'
+            f' && "{sys.executable}" -c "import os; print(os.get_blocking(0))"'
+        )
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", script, env=cli_env(emu.token), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        result = await finish(proc, b"hi\n")
+        assert result.rc == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == "True"
+
+
 class TestExitCodes:
     async def test_no_token_exits_3(self, emu: Emulator) -> None:
         """Without YUNHU_TOKEN or a token option, nothing is sent and the status is 3."""
@@ -384,6 +399,26 @@ class TestDemo:
         assert message.content_type == "markdown"
         assert json.loads(result.stdout.splitlines()[-1])["msgId"] == message.msg_id
         assert_no_token(result, emu.token)
+
+    async def test_demo_open_keeps_serving_the_page_until_ctrl_c(self) -> None:
+        """With --open it prints the page URL, serves after the answer, and exits 0 on Ctrl-C."""
+        import aiohttp
+
+        proc = await spawn("demo", "--open", "--open-wait", "0", "--delay-ms", "0",
+                           env=cli_env())
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("still serving"):
+            line = await asyncio.wait_for(proc.stdout.readline(), WAIT)
+            assert line, "demo exited early"
+            lines.append(line.decode())
+        page = next(line for line in lines if line.startswith("live page:")).split()[2]
+        json.loads(lines[-2])  # the message, just before "still serving"
+        async with aiohttp.ClientSession() as session, session.get(page) as resp:
+            assert resp.status == 200
+        proc.send_signal(signal.SIGINT)
+        result = await finish(proc)
+        assert result.rc == 0, result.stderr
 
     def test_sample_tokens_rebuild_the_answer(self) -> None:
         """The demo's tokens join back into exactly the sample answer."""

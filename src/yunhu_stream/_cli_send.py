@@ -63,10 +63,11 @@ class Progress:
             self.update(streamer, force=True)
 
     def done(self) -> None:
-        """End the status line so later output starts on a fresh line."""
-        if self.enabled:
+        """End the status line so later output starts on a fresh line. Idempotent."""
+        if self.enabled and self._shown:
             self._out.write("\n")
             self._out.flush()
+        self.enabled = False
 
 
 def _size(n: float) -> str:
@@ -141,7 +142,9 @@ async def run_send(args: argparse.Namespace, signals: Signals) -> ExitCode:
         )
     source: InputSource = args.source
     cutter = LineCutter(args.invalid_utf8)
-    progress = Progress(err, enabled=args.progress and err.isatty())
+    # On a terminal that is also the input, a redrawn status line would overwrite what
+    # the user is typing; progress is for piped input.
+    progress = Progress(err, enabled=args.progress and err.isatty() and not source.is_terminal)
     if source.is_terminal and err.isatty():
         print("reading from the terminal; end the message with Ctrl-D", file=err)
     try:
@@ -184,12 +187,15 @@ async def _stream(
             await stream.abort()
             raise
     except InvalidInputError as exc:
+        progress.done()
         error(f"{exc}; the stream was aborted", err=err)
         return ExitCode.INPUT
     except Interrupted as exc:
+        progress.done()
         error(f"interrupted ({exc}); the stream was aborted", err=err)
         return exc.code
     except errors.YunhuError as exc:
+        progress.done()
         error(describe(exc), err=err)
         return exit_code_for(exc)
     finally:
@@ -197,6 +203,7 @@ async def _stream(
             ticker.cancel()
             await asyncio.wait({ticker})
     progress.update(stream, force=True, note=", done")
+    progress.done()
     if not stream.messages:
         error("the input was empty; no message was sent", err=err)
         return ExitCode.INPUT
