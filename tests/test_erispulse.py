@@ -307,6 +307,9 @@ class Main(BaseModule):
                 async with stream(event) as s:
                     await s.write("echo: ")
                     await s.write(rest)
+            elif word == "via-sdk":
+                async with self.sdk.YunhuStream.stream(event, account="default") as s:
+                    await s.write("through sdk.YunhuStream")
             elif word == "announce":
                 async with stream(to=f"group:{rest}", content_type="markdown") as s:
                     await s.write("**announcement** ")
@@ -446,6 +449,15 @@ class TestStreamsFromHandlers:
         message = await emu.wait_for_message("user", user, lambda m: not m.streaming)
         assert message.text == "echo: 你好"
         assert emu.chat("user", BOT_ID) == []
+
+    async def test_module_instance_streams_with_a_named_account(
+        self, emu: Emulator, webhook: Callable[[Any], Any]
+    ) -> None:
+        """sdk.YunhuStream.stream(event, account=...) streams with that account's token."""
+        group = new_id()
+        await webhook(message_body("via-sdk", chat_id=group))
+        message = await emu.wait_for_message("group", group, lambda m: not m.streaming)
+        assert message.text == "through sdk.YunhuStream"
 
     async def test_to_sends_to_the_named_group(
         self, emu: Emulator, webhook: Callable[[Any], Any]
