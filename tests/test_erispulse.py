@@ -217,6 +217,15 @@ def button_body(user_id: str, *, recv_type: str, recv_id: str, value: str) -> di
     })
 
 
+def menu_body(user_id: str, *, chat_type: str, chat_id: str) -> dict[str, Any]:
+    """A shortcut-menu press: an event type the framework's adapter has no model for."""
+    return _envelope("bot.shortcut.menu", {
+        "botId": BOT_ID, "menuId": "VO9SDAQ9", "menuType": 1, "menuAction": 1,
+        "chatId": chat_id, "chatType": chat_type, "senderType": "user",
+        "senderId": user_id, "sendTime": int(time.time() * 1000),
+    })
+
+
 def new_id() -> str:
     return str(uuid.uuid4().int % 10**9)
 
@@ -332,6 +341,14 @@ class Main(BaseModule):
         async def on_follow(event):
             async with stream(event) as s:
                 await s.write("thanks for following")
+
+        @notice.on_notice()
+        async def on_menu(event):
+            if event.get_detail_type() != "yunhu_shortcut_menu":
+                return
+            async with stream(event) as s:
+                await s.write("menu ")
+                await s.write(event["yunhu_raw"]["event"]["menuId"])
 
         @notice.on_notice()
         async def on_button(event):
@@ -496,6 +513,25 @@ class TestStreamsFromHandlers:
         await webhook(button_body(SENDER, recv_type="group", recv_id=group, value="ok"))
         message = await emu.wait_for_message("group", group, lambda m: not m.streaming)
         assert message.text == "you clicked ok"
+
+
+    async def test_shortcut_menu_in_a_group_is_answered_in_the_group(
+        self, emu: Emulator, webhook: Callable[[Any], Any]
+    ) -> None:
+        """A bot.shortcut.menu press in a group is answered in that group."""
+        group = new_id()
+        await webhook(menu_body(SENDER, chat_type="group", chat_id=group))
+        message = await emu.wait_for_message("group", group, lambda m: not m.streaming)
+        assert message.text == "menu VO9SDAQ9"
+
+    async def test_private_shortcut_menu_is_answered_to_who_pressed_it(
+        self, emu: Emulator, webhook: Callable[[Any], Any]
+    ) -> None:
+        """A private bot.shortcut.menu press is answered in the presser's chat."""
+        user = new_id()
+        await webhook(menu_body(user, chat_type="bot", chat_id=BOT_ID))
+        message = await emu.wait_for_message("user", user, lambda m: not m.streaming)
+        assert message.text == "menu VO9SDAQ9"
 
 
 class TestMisuse:
