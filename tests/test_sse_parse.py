@@ -64,7 +64,7 @@ OPENROUTER = (
 ).encode()
 TYPED = (
     b"retry: 3000\n"
-    b"event: message_start\nid: 1\ndata: {\"a\":1}\n\n"
+    b'event: message_start\nid: 1\ndata: {"a":1}\n\n'
     b"event: content_block_delta\r\nid: 2\r\ndata: line one\r\ndata: line two\r\n\r\n"
     b"event: ping\rdata\r\r"
     b"id\n"
@@ -74,8 +74,13 @@ TYPED = (
 )
 BOM = b"\xef\xbb\xbf" + b"data: first\n\n"
 
-TRANSCRIPTS = {"openai": OPENAI, "crlf_proxy": CRLF_PROXY, "openrouter": OPENROUTER,
-               "typed": TYPED, "bom": BOM}
+TRANSCRIPTS = {
+    "openai": OPENAI,
+    "crlf_proxy": CRLF_PROXY,
+    "openrouter": OPENROUTER,
+    "typed": TYPED,
+    "bom": BOM,
+}
 
 
 class TestFields:
@@ -244,16 +249,23 @@ def generated_stream(draw: st.DrawFn) -> tuple[bytes, list[SSEEvent]]:
         for value in datas:
             space = draw(st.sampled_from(["", " "]))
             # A value that itself starts with a space keeps it only after the one stripped.
-            lines.append(f"data:{space}{value}" if space or not value.startswith(" ") else
-                         f"data: {value}")
+            lines.append(
+                f"data:{space}{value}" if space or not value.startswith(" ") else f"data: {value}"
+            )
         for line in lines:
             out.append(line + draw(_ending))
         # After a CR, an LF would join it into one CRLF instead of making a blank line.
-        out.append(draw(_ending.filter(lambda e: not (out and out[-1].endswith("\r")
-                                                       and e.startswith("\n")))))
+        out.append(
+            draw(
+                _ending.filter(
+                    lambda e: not (out and out[-1].endswith("\r") and e.startswith("\n"))
+                )
+            )
+        )
         if datas:
-            expected.append(SSEEvent(data="\n".join(datas), event=event_type or "message",
-                                     id=last_id))
+            expected.append(
+                SSEEvent(data="\n".join(datas), event=event_type or "message", id=last_id)
+            )
     return "".join(out).encode(), expected
 
 
