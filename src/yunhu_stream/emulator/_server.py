@@ -172,7 +172,7 @@ class Emulator:
 
     def chats(self) -> list[tuple[str, str]]:
         """Every chat with at least one message, as ``(type, id)``, oldest first."""
-        return self._core.store.keys()
+        return self._core.store.chat_keys()
 
     def message(self, msg_id: str) -> StoredMessage | None:
         """The message with ``msg_id`` (recalled or not), or None."""

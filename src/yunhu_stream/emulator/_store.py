@@ -262,7 +262,7 @@ class ChatStore:
         messages = self._chats.get((chat_type, chat_id), [])
         return [m for m in messages if include_recalled or not m.recalled]
 
-    def keys(self) -> list[ChatKey]:
+    def chat_keys(self) -> list[ChatKey]:
         """Every chat that has at least one message, in order of its first message."""
         return list(self._chats)
 
