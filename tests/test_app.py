@@ -441,6 +441,14 @@ class TestShutdown:
         with pytest.raises(RuntimeError, match="serves once"):
             await app.start()
 
+    async def test_bad_bot_option_value_fails_start_cleanly(self, emulator: Emulator) -> None:
+        """A Bot option with a bad value makes start() raise and leaves nothing running."""
+        app = BotApp(emulator.token, base_url=emulator.base_url, bot_options={"rate_limit": -1})
+        with pytest.raises(ConfigurationError, match="rate_limit"):
+            await app.start()
+        await app.stop()
+        assert app.url is None
+
     async def test_bot_exists_only_while_running(self, emulator: Emulator) -> None:
         """app.bot before start raises a RuntimeError saying so."""
         app = BotApp(emulator.token, base_url=emulator.base_url)
@@ -683,6 +691,7 @@ class TestPlugin:
             ({"path": "yunhu"}, "path must start with '/'"),
             ({"path": "/yun hu"}, "path must start with '/'"),
             ({"bot_options": {"token": "x"}}, "not in bot_options"),
+            ({"bot_options": {"timeout": 5}}, "'timeout', which Bot\\(\\) does not take"),
         ],
     )
     def test_bad_setup_arguments(self, kwargs: dict[str, Any], match: str) -> None:

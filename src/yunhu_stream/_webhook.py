@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -56,7 +57,8 @@ def setup(
 
     Raises:
         ConfigurationError: no token (and no ``$YUNHU_TOKEN``), a bad ``path``, or
-            a ``bot_options`` key that is not a Bot option.
+            a ``bot_options`` key that is not a Bot option. Bad option *values* are
+            reported by ``Bot()`` when the app starts.
         RuntimeError: the app already has a YunHu webhook, or has started, or the
             dispatcher is mounted on another app.
     """
@@ -78,6 +80,13 @@ def setup(
             raise errors.ConfigurationError(
                 f"pass {reserved} as setup()'s own argument, not in bot_options"
             )
+    accepted = [p for p in inspect.signature(Bot).parameters if p not in ("token", "base_url")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise errors.ConfigurationError(
+            f"bot_options has {', '.join(map(repr, unknown))}, which Bot() does not take; "
+            f"accepted: {', '.join(accepted)}"
+        )
     dispatcher = dispatcher if dispatcher is not None else Dispatcher()
     if not isinstance(dispatcher, Dispatcher):
         raise TypeError(f"dispatcher must be a Dispatcher, not {type(dispatcher).__name__}")

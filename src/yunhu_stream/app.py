@@ -199,8 +199,8 @@ class BotApp:
             raise RuntimeError("a BotApp serves once; create a new one to serve again")
         runner = web.AppRunner(self._app, handle_signals=False)
         self._runner = runner
-        await runner.setup()
         try:
+            await runner.setup()
             site = web.TCPSite(runner, host, port)
             await site.start()
         except BaseException:
