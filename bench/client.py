@@ -214,12 +214,30 @@ SCENARIOS: dict[str, Callable[[Impl, dict[str, Any]], Awaitable[Result]]] = {
 }
 
 
-async def run(impl_name: str, scenario: str, base_url: str, params: dict[str, Any]) -> Result:
+async def run(
+    impl_name: str,
+    scenario: str,
+    base_url: str,
+    params: dict[str, Any],
+    profile: str | None = None,
+) -> Result:
     impl_cls: Any = IMPLS[impl_name]
     impl: Impl = impl_cls(base_url, **params.get("impl_options", {}).get(impl_name, {}))
     async with impl:
         await warm_up(impl)
-        result = await SCENARIOS[scenario](impl, params)
+        if profile is None:
+            result = await SCENARIOS[scenario](impl, params)
+        else:
+            from pyinstrument import Profiler
+
+            # async_mode="disabled": sample the thread, so every task's work shows (the
+            # producer's and the body task's), not only the awaiting coroutine's.
+            profiler = Profiler(interval=0.0002, async_mode="disabled")
+            profiler.start()
+            result = await SCENARIOS[scenario](impl, params)
+            profiler.stop()
+            with open(profile, "w") as f:
+                f.write(profiler.output_text(unicode=True, color=False, show_all=False))
     result["rss_end_kib"] = proc_status_kib("VmRSS")
     return result
 
@@ -231,6 +249,7 @@ def main() -> None:
     parser.add_argument("base_url")
     parser.add_argument("params", help="JSON object of scenario parameters")
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--profile", metavar="PATH", help="write a pyinstrument text profile")
     args = parser.parse_args()
     # An application that streams at this rate does not print two info lines per stream to
     # stdout (structlog's unconfigured default); it filters them, as here.
@@ -239,7 +258,7 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    coro = run(args.impl, args.scenario, args.base_url, json.loads(args.params))
+    coro = run(args.impl, args.scenario, args.base_url, json.loads(args.params), args.profile)
     if args.uvloop:
         import uvloop
 

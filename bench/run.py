@@ -325,6 +325,7 @@ def rows(buffer_mib: float) -> list[Row]:
         Row("many", "errors", "many — errors", "", "0", lambda v, r: v == 0),
         Row("setup", "per_stream_ms", "stream setup: open-write-close, sequential", "ms",
             "≤ 1.5× floor", lambda v, r: r <= 1.5),
+        Row("setup", "p50_ms", "stream setup — p50 per stream", "ms"),
         Row("setup", "streams_per_s", "stream setup — streams/s", "/s"),
         Row("stall", "growth_mib", "stalled server 2 s, 64 MiB pushed — RSS growth", "MiB",
             f"≤ {stall_bound:.2f} MiB", lambda v, r: v <= stall_bound),
@@ -399,7 +400,8 @@ def markdown(table: list[dict[str, Any]], impls: list[str], info: dict[str, Any]
         f"Linux {info['machine']['kernel']}, Python {info['machine']['python']}, "
         f"aiohttp {info['machine']['aiohttp']}, httpx {info['machine']['httpx']}; "
         f"client loop: {info['loop']}, server loop: {info['server_loop']}; "
-        f"mode: {info['mode']}, medians of {info['repeat']} run(s); "
+        f"mode: {info['mode']}, medians of {info['repeat']} run(s) "
+        f"(httpx: {min(info['reference_repeats'], info['repeat'])}); nice {info['nice']}; "
         f"commit {info['machine']['commit']}; CPU used by other processes during the runs: "
         f"median {info['foreign_cpus_median']}, max {info['foreign_cpus_max']}",
         "",
@@ -433,10 +435,12 @@ def markdown(table: list[dict[str, Any]], impls: list[str], info: dict[str, Any]
 
 def run_client(
     server: Server, impl: str, scenario: str, tag: str, params: dict[str, Any], uvloop: bool,
-    timeout: float,
+    timeout: float, profile: Path | None = None,
 ) -> tuple[dict[str, Any] | None, list[str]]:
     args = [sys.executable, str(HERE / "client.py"), impl, scenario, server.base_url(tag),
             json.dumps(params)] + (["--uvloop"] if uvloop else [])
+    if profile is not None:
+        args += ["--profile", str(profile)]
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -469,12 +473,27 @@ def main() -> int:
                              "(repeatable; default: rate_limit=null, see docs/performance.md)")
     parser.add_argument("--out", type=Path, help="JSON results path (default bench/results/…)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="after the runs, profile ours once per scenario with pyinstrument "
+                             "and write DIR/<scenario>.txt")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per client run")
+    parser.add_argument("--reference-repeats", type=int, metavar="N",
+                        help="run httpx (the slow reference) in only the first N repeats "
+                             "(default: 1 in full mode, to keep the run near 5 minutes)")
+    parser.add_argument("--nice", type=int, default=0, metavar="N",
+                        help="run the server and clients at this nice value (negative needs "
+                             "root); on a shared machine -10 keeps other jobs from skewing runs")
     args = parser.parse_args()
 
+    if args.nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+        except OSError as exc:
+            parser.error(f"--nice {args.nice}: {exc}")
     sizes = QUICK if args.quick else FULL
     scenarios = args.scenario or list(FULL)
     repeat = args.repeat or (1 if args.quick else 3)
+    reference_repeats = args.reference_repeats or (repeat if args.quick else 1)
     impls = ["floor"] + [i for i in IMPL_ORDER[1:] if not args.impl or i in args.impl]
     unavailable = ours_available() if "ours" in impls else None
     if unavailable:
@@ -506,7 +525,8 @@ def main() -> int:
         "machine": machine(), "mode": mode, "repeat": repeat, "loop": args.loop,
         "server_loop": server_loop, "scenarios": scenarios, "impls": impls,
         "sizes": {s: sizes[s] for s in scenarios}, "bot_options": bot_options,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "nice": args.nice,
+        "reference_repeats": reference_repeats,
     }
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -519,11 +539,15 @@ def main() -> int:
         print(f"warning: other processes are using {idle_before:.1f} CPUs of "
               f"{info['machine']['nproc']}; figures will be noisy", file=sys.stderr)
     try:
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
         for rep in range(repeat):
             for scenario in scenarios:
                 # Rotate the order each repeat so that no implementation always runs first.
                 order = impls[rep % len(impls):] + impls[: rep % len(impls)]
                 for impl in order:
+                    if impl == "httpx" and rep >= reference_repeats:
+                        continue
                     tag = f"{scenario}-{impl}-{rep}"
                     params = dict(sizes[scenario], impl_options=impl_options)
                     t = time.monotonic()
@@ -548,6 +572,16 @@ def main() -> int:
                           f"#{rep} ({time.monotonic() - t:.1f}s, other load {foreign:.2f} CPU) "
                           f"{shown}"
                           + (f"  ERRORS: {errors[:2]}" if errors else ""), file=sys.stderr)
+        if args.profile and "ours" in impls:
+            for scenario in scenarios:
+                path = args.profile / f"{scenario}.txt"
+                tag = f"{scenario}-ours-profile"
+                params = dict(sizes[scenario], impl_options=impl_options)
+                _, errors = run_client(server, "ours", scenario, tag, params,
+                                       args.loop == "uvloop", args.timeout, profile=path)
+                server.stats(tag, events=False)
+                print(f"profile: {path}" + (f" ERRORS: {errors}" if errors else ""),
+                      file=sys.stderr)
     finally:
         server.close()
         server_errors = server.errors().strip()
