@@ -784,6 +784,21 @@ class TestConnectionFaults:
         assert emu.chat("group", "123")[0].text == "half"
         assert (await one_shot(session, emu, "again"))["code"] == 1
 
+    async def test_close_cuts_a_healthy_stream_in_flight(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """Closing the emulator mid-stream cuts it; the record and message say so."""
+        emu = await Emulator().start()
+        try:
+            body, task, record = await open_stream(session, emu, "unfinished")
+        finally:
+            await emu.close()
+        await expect_disconnect(task)
+        body.end()
+        assert (record.aborted, record.done) == (True, True)
+        [message] = emu.chat("group", "123")
+        assert (message.text, message.incomplete) == ("unfinished", True)
+
     async def test_stopped_emulator_refuses_connections(
         self, emu: Emulator, session: aiohttp.ClientSession
     ) -> None:
