@@ -312,6 +312,37 @@ class TestHandlerFailures:
         assert app.stats.failed == 1
 
 
+class TestSecrets:
+    async def test_token_and_path_stay_out_of_logs_and_answers(
+        self, emulator: Emulator, client: aiohttp.ClientSession
+    ) -> None:
+        """Neither the token nor the (secret) webhook path appears in logs or replies."""
+        secret_path = "/yunhu/8f3c2a9d41e7"
+        app = BotApp(
+            emulator.token, base_url=emulator.base_url, path=secret_path, max_body_bytes=65536
+        )
+
+        @app.on_message()
+        async def broken(event: MessageEvent, bot: Bot) -> None:
+            raise RuntimeError("handler bug")
+
+        with capture_logs() as logs:
+            url = await app.start()
+            serving = repr(app)
+            answers = [
+                await post(client, url, body("message_group_text.json")),
+                await post(client, url, b"[]"),
+                await post(client, url, b"x" * 100_000),
+            ]
+            await app.stop()
+        assert [status for status, _ in answers] == [200, 400, 413]
+        assert serving.startswith("<BotApp serving on 127.0.0.1:")
+        text = repr(logs) + repr(answers) + serving + repr(app) + repr(app.dispatcher)
+        assert emulator.token not in text
+        assert secret_path not in text
+        assert "handler_failed" in text
+
+
 class TestDeduplication:
     async def test_redelivered_event_runs_once(
         self, start_app: StartApp, client: aiohttp.ClientSession, emulator: Emulator

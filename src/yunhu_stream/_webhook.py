@@ -98,7 +98,8 @@ def setup(
     async def bot_context(app: web.Application) -> AsyncIterator[None]:
         bot = Bot(token, base_url=base_url, **options)
         app[BOT_KEY] = bot
-        log.info("webhook_ready", path=path)
+        # The path is not logged: an unguessable path is the webhook's only secret.
+        log.info("webhook_ready")
         try:
             yield
         finally:

@@ -112,8 +112,9 @@ class BotApp:
         self._url: str | None = None
 
     def __repr__(self) -> str:
-        state = f"serving {self._url}" if self._url else "not serving"
-        return f"<BotApp path={self.path!r} {state}>"
+        # Host and port only: an unguessable path is the webhook's only secret.
+        state = f"serving on {self._url.split('/')[2]}" if self._url else "not serving"
+        return f"<BotApp {state}>"
 
     # -- handlers ----------------------------------------------------------------------
 
