@@ -17,7 +17,14 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from yunhu_stream import Bot, Recipient
-from yunhu_stream.app import BOT_KEY, DISPATCHER_KEY, BotApp, Dispatcher, setup
+from yunhu_stream.app import (
+    BOT_KEY,
+    DISPATCHER_KEY,
+    BotApp,
+    Dispatcher,
+    DispatcherStatistics,
+    setup,
+)
 from yunhu_stream.emulator import Emulator, StoredMessage
 from yunhu_stream.errors import ConfigurationError, StreamClosedError
 from yunhu_stream.events import (
@@ -668,6 +675,22 @@ class TestPlugin:
         assert sent["msgId"] in {m.msg_id for m in emulator.chat(GROUP)}
         assert len(received) == 1
 
+    async def test_webhook_refuses_events_once_shutdown_began(
+        self, emulator: Emulator, client: aiohttp.ClientSession
+    ) -> None:
+        """After the dispatcher starts shutting down, the webhook answers 503."""
+        app = web.Application()
+        dp = setup(app, emulator.token, base_url=emulator.base_url)
+        echo(dp)
+        runner, base = await _serve(app)
+        try:
+            await dp.shutdown()
+            status, answer = await post(client, f"{base}/yunhu", body("message_group_text.json"))
+        finally:
+            await runner.cleanup()
+        assert (status, answer) == (503, {"ok": False, "error": "shutting down"})
+        assert emulator.requests == []
+
     async def test_setup_passes_bot_options(self, emulator: Emulator) -> None:
         """bot_options reach the Bot that the cleanup context creates."""
         app = web.Application()
@@ -734,6 +757,33 @@ class TestPlugin:
         """setup() on something else is a TypeError."""
         with pytest.raises(TypeError, match=r"aiohttp\.web\.Application"):
             setup(object(), "token")  # type: ignore[arg-type]
+
+
+class TestDispatcherWithoutAiohttpRoutes:
+    async def test_dispatch_and_shutdown_directly(self, emulator: Emulator) -> None:
+        """dispatch() runs the handler as a task; shutdown() drains it; then it refuses."""
+        dp = Dispatcher()
+        echo(dp)
+        event = parse_event(body("message_private_text.json"))
+        async with Bot(emulator.token, base_url=emulator.base_url) as bot:
+            assert dp.dispatch(event, bot) == "accepted"
+            assert dp.dispatch(event, bot) == "duplicate"
+            assert dp.stats.running == 1
+            await dp.shutdown()
+            assert dp.closing
+            assert dp.dispatch(parse_event(body("group_join.json")), bot) == "closing"
+        [reply] = emulator.chat(USER)
+        assert reply.text == "echo: 你好，给我讲个笑话"
+        assert dp.stats == DispatcherStatistics(
+            received=2,
+            accepted=1,
+            duplicates=1,
+            unhandled=0,
+            rejected=0,
+            failed=0,
+            cancelled=0,
+            running=0,
+        )
 
 
 class TestRegistration:
