@@ -46,7 +46,7 @@ class DispatcherStatistics:
     accepted: int  #: events that started a handler
     duplicates: int  #: events skipped because their eventId was seen before
     unhandled: int  #: events no handler matched
-    rejected: int  #: webhook bodies answered with a 4xx
+    rejected: int  #: webhook requests answered with an error (4xx, or 503 while stopping)
     failed: int  #: handlers that raised
     cancelled: int  #: handlers cancelled at shutdown
     running: int  #: handlers running now
