@@ -32,7 +32,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from yunhu_stream import errors
 from yunhu_stream.emulator import Emulator, StreamRecord
+from yunhu_stream.integrations._pool import BotPool
 
 pytestmark = pytest.mark.anyio
 
@@ -542,6 +544,54 @@ class TestExample:
         assert proc.returncode == 0, output
         assert "group 307149245 now shows: 你说的是「你好」。" in output
         assert "streamed in" in output and "FAILED" not in output
+
+
+class TestBotPool:
+    """The per-token Bot holder both integrations use (no framework needed)."""
+
+    async def test_refuses_streams_before_open_and_after_close(self) -> None:
+        """A closed pool raises StreamClosedError saying the framework is not running."""
+        pool = BotPool("test-owner")
+        with pytest.raises(errors.StreamClosedError, match="test-owner is not running"):
+            pool.get("token")
+        await pool.open({})
+        pool.get("token")
+        await pool.aclose()
+        await pool.aclose()  # idempotent
+        with pytest.raises(errors.StreamClosedError):
+            pool.get("token")
+
+    async def test_open_checks_options_before_any_message(self) -> None:
+        """Bad Bot options fail at open(), with the Bot's own ConfigurationError."""
+        pool = BotPool("test-owner")
+        with pytest.raises(errors.ConfigurationError, match="base_url"):
+            await pool.open({"base_url": "ftp://example.com"})
+        with pytest.raises(errors.ConfigurationError, match="response_timeout"):
+            await pool.open({"response_timeout": 0})
+        with pytest.raises(errors.StreamClosedError):
+            pool.get("token")
+
+    async def test_one_bot_per_token_all_closed_together(self, emulator: Emulator) -> None:
+        """Each token gets one Bot that really streams; aclose() closes every one."""
+        pool = BotPool("test-owner")
+        await pool.open({"base_url": emulator.base_url})
+        bot = pool.get(emulator.token)
+        assert pool.get(emulator.token) is bot
+        other = pool.get("another-token")
+        assert other is not bot and len(pool) == 2
+        with pytest.raises(errors.ConfigurationError, match="no token"):
+            pool.get("")
+        async with bot.stream("group:1") as s:
+            await s.write("hi")
+        assert emulator.chat("group", "1")[-1].text == "hi"
+        await pool.aclose()
+        assert len(pool) == 0
+        with pytest.raises(errors.StreamClosedError):  # the Bot itself is closed too
+            await bot.send("group:2", "too late")
+        assert emulator.chat("group", "2") == []
+        await pool.open({"base_url": emulator.base_url})  # a framework may start again
+        assert pool.get(emulator.token) is not bot
+        await pool.aclose()
 
 
 class TestImports:

@@ -45,7 +45,7 @@ class BotPool:
     def __len__(self) -> int:
         return len(self._bots)
 
-    def open(self, bot_options: Mapping[str, Any]) -> None:
+    async def open(self, bot_options: Mapping[str, Any]) -> None:
         """Accept :meth:`get` calls; every Bot is made with ``bot_options``.
 
         Args:
@@ -59,7 +59,7 @@ class BotPool:
         if self._bots:
             raise RuntimeError(f"{self.owner}: open() while Bots are still open; aclose() first")
         options = dict(bot_options)
-        Bot("options-check", **options)  # makes no session: only validates the options
+        await Bot("options-check", **options).aclose()  # validates the options, sends nothing
         self._options = options
         self.state = PoolState.OPEN
 
@@ -72,8 +72,8 @@ class BotPool:
         """
         if self.state is PoolState.CLOSED:
             raise errors.StreamClosedError(
-                f"{self.owner} has shut down (its Bots were closed with the framework); "
-                "streams can only start while the framework is running"
+                f"{self.owner} is not running: streams can only start between the "
+                "framework's start-up and its shutdown (which closes their Bots)"
             )
         if not isinstance(token, str) or not token.strip():
             raise errors.ConfigurationError(

@@ -136,7 +136,7 @@ class YunhuStream(BaseModule):
         """
         global _active
         options = self._bot_options()
-        self._pool.open(options)
+        await self._pool.open(options)
         _active = self
         log.info("erispulse_module_loaded", base_url=options["base_url"])
         return True

@@ -130,7 +130,7 @@ _driver = get_driver()
 async def _open_sessions() -> None:
     """Accept streams, and check every configured adapter bot's options now, not at
     its first message."""
-    _pool.open(_bot_options(_config))
+    await _pool.open(_bot_options(_config))
     for bot_config in get_plugin_config(_AdapterConfig).yunhu_bots:
         if bot_config.token:
             _pool.get(bot_config.token)
