@@ -239,7 +239,11 @@ def build_app(
         recorder = asyncio.create_task(Answers.record(answer, to_page))
         try:
             async with bot.stream(to=event, content_type="markdown") as s, to_chat:
-                result = await s.pipe(to_chat)
+                try:
+                    result = await s.pipe(to_chat)
+                except LLMError:
+                    await s.close()  # keep what the model said before it failed
+                    raise
             log.info("answered", msg_id=answer.id, deltas=result.writes, chars=result.chars)
         except LLMError as exc:
             log.warning("model_failed", msg_id=answer.id, error=type(exc).__name__)

@@ -405,3 +405,48 @@ class TestTokenize:
     def test_cjk_per_character_words_with_space(self) -> None:
         """CJK splits per character, words keep their leading space."""
         assert tokenize("你好 big world") == ["你", "好", " big", " world"]
+
+
+class TestFakeLLM:
+    async def test_non_streaming_request_gets_one_completion(self) -> None:
+        """Without stream: true the fake answers one chat.completion with the whole text."""
+        async with FakeLLM(["a", "b"]) as server, aiohttp.ClientSession() as http:
+            body = {"model": "m", "messages": MESSAGES}
+            async with http.post(server.base_url + "/chat/completions", json=body) as resp:
+                data = await resp.json()
+        assert data["object"] == "chat.completion"
+        assert data["choices"][0]["message"] == {"role": "assistant", "content": "ab"}
+
+    async def test_answer_can_depend_on_the_question(self) -> None:
+        """A callable answer sees the request's messages."""
+        async with FakeLLM(lambda msgs: f"echo: {msgs[-1]['content']}") as server:
+            got = await collect(deltas(server, api_key=None))
+        assert "".join(got) == "echo: 你好"
+
+    async def test_bad_request_body(self) -> None:
+        """A body that is not JSON gets HTTP 400 with an OpenAI-style error."""
+        async with FakeLLM() as server, aiohttp.ClientSession() as http:
+            url = server.base_url + "/chat/completions"
+            async with http.post(url, data=b"{nope") as resp:
+                assert resp.status == 400
+                assert (await resp.json())["error"]["code"] == "invalid_json"
+        assert server.requests == []
+
+    def test_base_url_needs_a_started_server(self) -> None:
+        """base_url before start() says how to start it."""
+        with pytest.raises(RuntimeError, match="async with FakeLLM"):
+            _ = FakeLLM().base_url
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"delay": -1}, "delay must be"),
+            ({"fault": "explode"}, "fault must be None or one of"),
+            ({"fault_after": -1}, "fault_after must be"),
+            ({"http_status": 200}, "http_status must be"),
+        ],
+    )
+    def test_bad_options(self, kwargs: dict[str, Any], match: str) -> None:
+        """Invalid options raise ValueError naming what is accepted."""
+        with pytest.raises(ValueError, match=match):
+            FakeLLM(**kwargs)
