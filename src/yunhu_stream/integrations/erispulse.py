@@ -188,10 +188,10 @@ class YunhuStream(BaseModule):
         """Same as the module-level :func:`stream`, on this module instance."""
         if (event is None) == (to is None):
             raise TypeError("stream() needs exactly one of: an event to reply to, or to=")
-        if event is not None:
+        if isinstance(to, Mapping):
+            event, target = to, reply_recipient(to)
+        elif event is not None:
             target = reply_recipient(event)
-        elif isinstance(to, Mapping):
-            target = reply_recipient(to)
         else:
             target = Recipient.coerce(to)
         bot = self.get_bot(event, account=account)
