@@ -15,7 +15,7 @@ import pty
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,9 +87,9 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
+def emu(emulator: Emulator) -> Emulator:
+    """The started emulator of the ``yunhu_stream.testing`` plugin, under a shorter name."""
+    return emulator
 
 
 def assert_no_token(result: Result, token: str) -> None:

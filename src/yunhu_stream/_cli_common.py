@@ -20,6 +20,8 @@ from ._http import redact
 T = TypeVar("T")
 
 PROG = "yunhu-stream"
+DEMO_TO = "group:demo"
+"""The chat ``demo`` streams into when no ``--to`` is given."""
 
 
 class ExitCode(enum.IntEnum):

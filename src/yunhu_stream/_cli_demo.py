@@ -16,6 +16,7 @@ from typing import TextIO
 
 from . import errors
 from ._cli_common import (
+    DEMO_TO,
     CliError,
     ExitCode,
     Interrupted,
@@ -30,7 +31,6 @@ from ._client import Bot
 from ._types import MessageInfo, Recipient
 from .emulator import Emulator, StreamRecord
 
-DEMO_TO = "group:demo"
 EXCERPT_CHARS = 32
 
 SAMPLE_ANSWER = """\

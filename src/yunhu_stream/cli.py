@@ -11,23 +11,23 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from . import errors
 from ._cli_common import (
+    DEMO_TO,
     EXIT_CODES_HELP,
     PROG,
     CliError,
     ExitCode,
+    Signals,
     configure_logging,
     describe,
     error,
     exit_code_for,
     run,
 )
-from ._cli_demo import DEMO_TO, run_demo, run_emulator
 from ._cli_input import InputSource, InvalidInputError
-from ._cli_send import run_send
 from ._types import Recipient
 from ._version import __version__
 
@@ -213,7 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false",
         help="no progress line (it is shown only when stderr is a terminal)",
     )
-    send.set_defaults(handler=run_send)
 
     emulator = commands.add_parser(
         "emulator", parents=[common], formatter_class=_FORMATTER, epilog=EMULATOR_EPILOG,
@@ -229,7 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--token", metavar="TOKEN",
         help="the test token it accepts (default: a random one, printed at start)",
     )
-    emulator.set_defaults(handler=run_emulator)
 
     demo = commands.add_parser(
         "demo", parents=[common, creds], formatter_class=_FORMATTER, epilog=DEMO_EPILOG,
@@ -257,8 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--open-wait", type=_seconds, default=2.0, metavar="SECONDS",
         help="with --open, wait this long for the page to load before streaming (default: 2)",
     )
-    demo.set_defaults(handler=run_demo)
     return parser
+
+
+def _handler(command: str) -> Callable[[argparse.Namespace, Signals], Awaitable[ExitCode]]:
+    # Imported on demand: the emulator (aiohttp.web) is not needed to send.
+    if command == "send":
+        from ._cli_send import run_send
+
+        return run_send
+    from ._cli_demo import run_demo, run_emulator
+
+    return run_emulator if command == "emulator" else run_demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Opened before the event loop starts: opening a FIFO blocks until a writer
             # comes, and only outside the loop does Ctrl-C interrupt that.
             source = args.source = InputSource.open(args.file)
-        return int(run(lambda signals: args.handler(args, signals)))
+        handler = _handler(args.command)
+        return int(run(lambda signals: handler(args, signals)))
     except CliError as exc:
         error(exc.message)
         return int(exc.code)
