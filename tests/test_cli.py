@@ -420,6 +420,21 @@ class TestDemo:
         result = await finish(proc)
         assert result.rc == 0, result.stderr
 
+    async def test_ctrl_c_mid_demo_exits_130_without_a_message_line(self) -> None:
+        """Interrupted after its first chunk, the demo aborts and prints no MessageInfo."""
+        proc = await spawn("demo", "--delay-ms", "200", env=cli_env())
+        assert proc.stdout is not None
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), WAIT)
+            assert line, "demo exited early"
+            if line.startswith(b"chunk "):
+                break
+        proc.send_signal(signal.SIGINT)
+        result = await finish(proc)
+        assert result.rc == 130
+        assert "msgId" not in result.stdout
+        assert "aborted" in result.stderr
+
     def test_sample_tokens_rebuild_the_answer(self) -> None:
         """The demo's tokens join back into exactly the sample answer."""
         assert "".join(tokenize(SAMPLE_ANSWER)) == SAMPLE_ANSWER

@@ -190,6 +190,7 @@ async def _demo_emulator(args: argparse.Namespace, delay: float, signals: Signal
                          out: TextIO, err: TextIO) -> ExitCode:
     to = args.to or Recipient.parse(DEMO_TO)
     emu = _emulator(args, None)  # --token is the real bot token here
+    hide(emu.token)  # not a secret, but a demo should show the habit: no token in output
     await _start(emu)
     try:
         _say(out, f"emulator running at {emu.url}")
