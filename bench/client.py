@@ -21,7 +21,7 @@ import resource
 import sys
 import zlib
 from collections.abc import Awaitable, Callable
-from time import monotonic
+from time import monotonic, process_time
 from typing import Any
 
 from impls import IMPLS, Impl
@@ -67,6 +67,7 @@ async def backlog(impl: Impl, p: dict[str, Any], *, pace: bool = False) -> Resul
     recv_id = "pace" if pace else "backlog"
     stream = impl.stream(recv_id)
     sleep = asyncio.sleep
+    cpu0 = process_time()
     t0 = monotonic()
     if pace:
         for text in texts:
@@ -78,10 +79,12 @@ async def backlog(impl: Impl, p: dict[str, Any], *, pace: bool = False) -> Resul
     t_written = monotonic()
     await stream.close()
     t_closed = monotonic()
+    cpu = process_time() - cpu0
     return {
         "t0": t0,
         "t_written": t_written,
         "t_closed": t_closed,
+        "cpu": cpu,
         "expected": [expect(recv_id, texts)],
     }
 
@@ -133,9 +136,11 @@ async def many(impl: Impl, p: dict[str, Any]) -> Result:
 
     rss_before = proc_status_kib("VmRSS")
     reset_peak_rss()
+    cpu0 = process_time()
     t0 = monotonic()
     await asyncio.gather(*(one(i) for i in range(n_streams)))
     wall = monotonic() - t0
+    cpu = process_time() - cpu0
     peak = proc_status_kib("VmHWM")
     expected = [
         expect(f"m{i}", [text_for(i * n_writes + k) for k in range(n_writes)])
@@ -144,6 +149,7 @@ async def many(impl: Impl, p: dict[str, Any]) -> Result:
     return {
         "t0": t0,
         "wall": wall,
+        "cpu": cpu,
         "starts": starts,
         "errors": errors,
         "rss_before_kib": rss_before,
@@ -156,6 +162,7 @@ async def setup(impl: Impl, p: dict[str, Any]) -> Result:
     """``streams`` sequential open-write-close streams of one 20-byte write each."""
     n = p["streams"]
     durations: list[float] = []
+    cpu0 = process_time()
     t0 = monotonic()
     for i in range(n):
         ts = monotonic()
@@ -164,8 +171,10 @@ async def setup(impl: Impl, p: dict[str, Any]) -> Result:
         await stream.close()
         durations.append(monotonic() - ts)
     total = monotonic() - t0
+    cpu = process_time() - cpu0
     return {
         "total": total,
+        "cpu": cpu,
         "durations": durations,
         "expected": [expect(f"s{i}", [text_for(i)]) for i in range(n)],
     }
@@ -181,6 +190,7 @@ async def stall(impl: Impl, p: dict[str, Any]) -> Result:
     reset_peak_rss()
     stream = impl.stream(recv_id)
     crc = 0
+    cpu0 = process_time()
     t0 = monotonic()
     for i in range(count):
         text = base + f"{i:08d}"  # a fresh 1 KiB object per write, as a producer would make
@@ -189,6 +199,7 @@ async def stall(impl: Impl, p: dict[str, Any]) -> Result:
     t_written = monotonic()
     await stream.close()
     t_closed = monotonic()
+    cpu = process_time() - cpu0
     peak = proc_status_kib("VmHWM")
     # Ours keeps the whole transcript (Streamer.text) by design; the others keep nothing.
     stats = getattr(stream, "stats", None)
@@ -197,6 +208,7 @@ async def stall(impl: Impl, p: dict[str, Any]) -> Result:
         "t0": t0,
         "t_written": t_written,
         "t_closed": t_closed,
+        "cpu": cpu,
         "rss_before_kib": rss_before,
         "peak_rss_kib": peak,
         "transcript_bytes": kept,
