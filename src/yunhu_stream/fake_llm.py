@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import re
+import signal
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -220,11 +221,15 @@ class FakeLLM:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         try:
             resp, outcome = await self._stream(request, ident, tokens, include_usage=include_usage)
-        except (asyncio.CancelledError, ConnectionError):
-            # The client went away: aiohttp cancels the handler (handler_cancellation)
-            # or the next write fails.
+        except asyncio.CancelledError:
+            # The client went away and aiohttp cancelled the handler (handler_cancellation).
             self._record("disconnected")
             raise
+        except ConnectionError:
+            # The client went away and a write failed: normal for a client that stops
+            # reading, so no traceback.
+            self._record("disconnected")
+            return web.Response(status=499)  # never sent: the connection is gone
         self._record(outcome)
         return resp
 
@@ -312,9 +317,14 @@ def _error(status: int, message: str, code: str) -> web.Response:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            loop.add_signal_handler(signum, stop.set)
     async with FakeLLM(delay=args.delay, host=args.host, port=args.port, fault=args.fault) as llm:
         print(f"fake OpenAI-compatible server on {llm.base_url} (Ctrl-C to stop)", flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
