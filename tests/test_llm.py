@@ -299,6 +299,7 @@ class TestValidation:
             ({"stream": False}, "stream cannot be passed"),
             ({"session": object()}, "session must be an aiohttp.ClientSession"),
             ({"temperature": object()}, "must be JSON"),
+            ({"headers": {"X-A": "1\r\nX-B: 2"}}, "headers must be a mapping of str"),
         ],
     )
     def test_bad_argument_fails_at_call_time(self, override: dict[str, Any], match: str) -> None:

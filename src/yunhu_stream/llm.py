@@ -126,6 +126,12 @@ def openai_chat_deltas(
         raise ConfigurationError(
             f"session must be an aiohttp.ClientSession or None, not {type(session).__name__}"
         )
+    if headers is not None and (
+        not isinstance(headers, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        or any("\r" in v or "\n" in v for v in headers.values())
+    ):
+        raise ConfigurationError("headers must be a mapping of str to str without line breaks")
     _check_seconds("connect_timeout", connect_timeout, allow_none=False)
     _check_seconds("read_timeout", read_timeout, allow_none=True)
     reserved = sorted(set(extra_params) & set(_RESERVED))
