@@ -18,16 +18,6 @@ pytestmark = pytest.mark.anyio
 TO = "group:4242"
 MESSAGES = [{"role": "user", "content": "讲个故事"}]
 
-# The policy issue 7 fixes for a failing source: keep what arrived, finish the message
-# with it, then re-raise the source's error. Streamer.pipe (lead, _streamer.py) does not
-# finish the message yet: it re-raises at once and `async with` then aborts the body.
-# These tests pass once it does; strict, so they fail loudly as a reminder then.
-finishes_before_raising = pytest.mark.xfail(
-    strict=True,
-    reason="Streamer.pipe does not yet close the message before re-raising the source's error",
-)
-
-
 @pytest.fixture
 async def bot(emulator: Emulator) -> AsyncIterator[Bot]:
     async with Bot(emulator.token, base_url=emulator.base_url, rate_limit=None) as b:
@@ -138,7 +128,6 @@ class TestFailingSource:
                 await s.pipe(failing_after("第一段", "，第二段"))
         assert s.text == "第一段，第二段"
 
-    @finishes_before_raising
     async def test_message_finished_with_what_arrived(self, bot: Bot, emulator: Emulator) -> None:
         """When the source fails, the message is closed cleanly with the text that arrived."""
         s = bot.stream(TO)
@@ -152,7 +141,6 @@ class TestFailingSource:
         assert s.message_info is not None
         assert s.message_info.msg_id == message.msg_id
 
-    @finishes_before_raising
     async def test_fake_llm_error_mid_stream(self, bot: Bot, emulator: Emulator) -> None:
         """A model error mid-answer leaves a finished message with the tokens before it."""
         async with FakeLLM(fault="error_mid_stream", fault_after=5) as llm:

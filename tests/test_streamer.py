@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from _support import http_chunks, no_client_tasks
 from yunhu_stream import Bot, MessageInfo, Recipient, StreamState, errors
-from yunhu_stream.emulator import Emulator, StreamRecord
+from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
 
@@ -25,25 +26,6 @@ pytestmark = pytest.mark.anyio
 async def bot(emulator: Emulator) -> AsyncIterator[Bot]:
     async with Bot(emulator.token, base_url=emulator.base_url, rate_limit=None) as b:
         yield b
-
-
-def http_chunks(record: StreamRecord) -> list[bytes]:
-    """The request's HTTP chunks, reassembled from the pieces the server read."""
-    out, current = [], b""
-    for piece in record.chunks:
-        current += piece.data
-        if piece.http_chunk_end:
-            out.append(current)
-            current = b""
-    return out
-
-
-def no_other_tasks() -> bool:
-    """No client-side task is left: only the test runner's and the emulator's own remain."""
-    current = asyncio.current_task()
-    leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()
-                and not any(name in repr(t) for name in ("web_protocol", "_call_in_runner_task"))]
-    return not leftover
 
 
 async def wait_failed(s: object) -> None:
@@ -338,7 +320,7 @@ class TestClosing:
         await record.wait_done()
         assert record.aborted and not record.completed
         assert s.state is StreamState.ABORTED and s.message_info is None
-        assert no_other_tasks()
+        assert no_client_tasks()
 
     async def test_explicit_abort(self, bot: Bot, emulator: Emulator) -> None:
         """(7, 8) abort() cuts the request off; later writes raise StreamClosedError."""
@@ -352,7 +334,7 @@ class TestClosing:
         assert record.aborted
         with pytest.raises(errors.StreamClosedError, match="aborted"):
             await s.write("more")
-        assert no_other_tasks()
+        assert no_client_tasks()
 
     async def test_cancellation_leaves_nothing_running(
         self, bot: Bot, emulator: Emulator
@@ -374,7 +356,7 @@ class TestClosing:
             await task
         await record.wait_done()
         assert record.aborted
-        assert no_other_tasks()
+        assert no_client_tasks()
         connector = bot._get_session().connector
         assert connector is not None
         assert not any(connector._conns.values())  # nothing kept for reuse mid-body

@@ -185,13 +185,14 @@ class Bot:
     def _url(self, endpoint: str) -> str:
         return f"{self._base_url}/{endpoint}"
 
-    async def _throttle(self, endpoint: str) -> None:
+    async def _throttle(self, endpoint: str) -> list[float] | None:
+        """Wait for the endpoint's rate limit; return the request's slot (see RateLimiter)."""
         if self.rate_limit is None:
-            return
+            return None
         limiter = self._limiters.get(endpoint)
         if limiter is None:
             limiter = self._limiters[endpoint] = RateLimiter(self.rate_limit)
-        await limiter.acquire()
+        return await limiter.acquire()
 
     def _redact(self, text: str) -> str:
         return redact(text, self._token)

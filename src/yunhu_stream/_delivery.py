@@ -75,6 +75,9 @@ class Delivery:
         self._attempt_sent = 0
         self._body_ended = False
         self._scope: anyio.CancelScope | None = None
+        self._slot: list[float] | None = None
+        self._live_attempt = 0  # the attempt whose body generator may still send
+        self._writer_task: asyncio.Task[Any] | None = None
         self._first_chunk_at: float | None = None
         self._last_text = ""
         self._decorated: str | None = None  # msg id that got buttons/mentions
@@ -172,8 +175,10 @@ class Delivery:
     def _classify(self, exc: errors.YunhuError) -> Failure:
         if isinstance(exc, errors.RateLimitedError):
             return "early"
-        if isinstance(exc, errors.APIError):
-            return "terminal"
+        if not isinstance(
+            exc, (errors.TransportError, errors.HTTPStatusError, errors.InvalidResponseError)
+        ):
+            return "terminal"  # API codes other than 1007, a closed Bot, …
         if isinstance(exc, errors.HTTPStatusError) and exc.status < 500 and exc.status != 429:
             return "terminal"
         answered_early = not self._body_ended and isinstance(
@@ -185,7 +190,7 @@ class Delivery:
 
     async def _post_stream(self) -> MessageInfo:
         bot = self._bot
-        await bot._throttle(ENDPOINT)
+        self._slot = await bot._throttle(ENDPOINT)
         session = bot._get_session()
         self.attempts += 1
         self._attempt_sent = 0
@@ -203,13 +208,24 @@ class Delivery:
             self._scope = scope
             try:
                 async with session.post(
-                    bot._url(ENDPOINT), params=params, data=self._body(),
+                    bot._url(ENDPOINT), params=params, data=self._body(self.attempts),
                     headers=_HEADERS, allow_redirects=False, timeout=timeout,
                 ) as resp:
                     raw = await resp.read()
                     status = resp.status
             except TRANSPORT_EXCEPTIONS as exc:
                 raise translate_exc(exc, ENDPOINT, bot._token) from chainable(exc, bot._token)
+            finally:
+                # An early answer leaves aiohttp's body writer running; stop it with an
+                # error rather than letting it end the body on a closed connection.
+                self._live_attempt = 0
+                self._buffer.wake_all()
+                # Whatever that writer task still raises (aiohttp's write_eof on a
+                # connection the server closed) was already answered for by the
+                # response or error we have; retrieve it so asyncio does not report it.
+                writer, self._writer_task = self._writer_task, None
+                if writer is not None:
+                    writer.add_done_callback(_retrieve)
         if scope.cancelled_caught:
             raise errors.ResponseTimeoutError(
                 f"{ENDPOINT}: no response within {bot.response_timeout:g} s after the body ended",
@@ -222,13 +238,15 @@ class Delivery:
             )
         return message_info(data, ENDPOINT, "stream")
 
-    async def _body(self) -> AsyncIterator[bytes]:
+    async def _body(self, attempt: int) -> AsyncIterator[bytes]:
         """The request body: replays the message so far, then follows the writes."""
         buf, idle = self._buffer, self._bot.idle_timeout
         buf.taken = buf.message_start
+        self._live_attempt = attempt
+        self._writer_task = asyncio.current_task()  # aiohttp's body writer runs this
         while True:
-            if buf.aborted:
-                raise errors.StreamClosedError("stream aborted: body cut off")
+            if buf.aborted or self._live_attempt != attempt:
+                raise errors.StreamClosedError("body cut off: stream aborted or answered")
             chunk = buf.take()
             if chunk is None:
                 if buf.message_done():
@@ -242,6 +260,9 @@ class Delivery:
             self._attempt_sent += len(chunk)
             if self._first_chunk_at is None:
                 self._first_chunk_at = time.monotonic()
+            if self._slot is not None:  # the request leaves now: count it from here
+                self._slot[0] = asyncio.get_running_loop().time()
+                self._slot = None
             yield chunk
         self._body_ended = True
         if self._scope is not None:
@@ -270,6 +291,7 @@ class Delivery:
                     last_text = text
                 except errors.YunhuError as exc:
                     self._log.warning("recovery_edit_failed", error=type(exc).__name__)
+        buf.deliver_all()  # writes may have landed while the lookup was in flight
         text = buf.message_text()
         if found:
             try:
@@ -339,3 +361,8 @@ class Delivery:
             content_type=self._content_type, buttons=self._buttons, at=self._at,
         )
         self._decorated = last.msg_id
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -84,27 +84,40 @@ TRANSPORT_EXCEPTIONS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
 class RateLimiter:
-    """At most ``rate`` acquisitions in any window of ``per`` seconds, first come first served.
+    """At most ``rate`` requests in any window of ``per`` seconds, first come first served.
 
-    A sliding window (not a token bucket): it never lets a burst exceed what the
-    server allows in any one-second window, whichever way the server counts.
+    A sliding window (not a token bucket), so no burst exceeds what the server
+    allows in any one-second window, whichever way it counts. A request's slot
+    is stamped again when its bytes actually leave (:meth:`Slot.sent`), and the
+    window carries a small margin, so connection set-up time and scheduling
+    jitter cannot squeeze two windows' worth of arrivals into one.
     """
+
+    MARGIN = 0.05
 
     def __init__(self, rate: float, per: float = 1.0) -> None:
         self._n = max(1, int(rate))
-        self._per = per * self._n / rate
-        self._times: deque[float] = deque(maxlen=self._n)
+        self._per = per * self._n / rate + self.MARGIN
+        self._slots: deque[list[float]] = deque(maxlen=self._n)
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
-        """Wait until one more request fits in the window, then count it."""
+    async def acquire(self) -> list[float]:
+        """Wait until one more request fits in the window, then count it.
+
+        Returns:
+            The request's slot: a one-item list holding its send time, which the
+            caller may move later by assigning ``slot[0] = loop.time()``.
+        """
         async with self._lock:
             loop = asyncio.get_running_loop()
-            if len(self._times) == self._n:
-                wait = self._times[0] + self._per - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            self._times.append(loop.time())
+            while len(self._slots) == self._n:
+                wait = self._slots[0][0] + self._per - loop.time()
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            slot = [loop.time()]
+            self._slots.append(slot)
+            return slot
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:

@@ -208,26 +208,46 @@ class Streamer:
             )
         self._accept(data)
 
-    async def pipe(self, source: AsyncIterable[str]) -> PipeResult:
+    async def pipe(
+        self, source: AsyncIterable[str], *, on_error: Literal["close", "abort"] = "close"
+    ) -> PipeResult:
         """Write every piece of ``source`` in order, honouring backpressure.
 
-        If ``source`` raises, what it produced so far stays written and the error
-        propagates; leaving the ``async with`` block normally then still
-        finishes the message, so use :meth:`close` in a ``finally`` to keep the
-        text and re-raise (see docs/llm.md).
+        Args:
+            source: Any async iterable of ``str`` (an LLM's deltas, a file, …).
+            on_error: What to do when ``source`` raises: ``"close"`` (default)
+                finishes the message with what arrived, then re-raises the source's
+                error; ``"abort"`` cuts the message off, then re-raises it.
 
         Returns:
             How many non-empty pieces and characters were written.
+
+        Raises:
+            TypeError: ``source`` is not an async iterable, or yields a non-str.
+            Exception: whatever ``source`` raised, after the stream was ended.
+            YunhuError: as :meth:`write` (the stream itself failed).
         """
         if not isinstance(source, AsyncIterable):
             raise TypeError(f"pipe() takes an async iterable of str, not {type(source).__name__}")
+        if on_error not in ("close", "abort"):
+            raise ValueError(f"on_error must be 'close' or 'abort', not {on_error!r}")
         writes = chars = 0
-        async for piece in source:
+        iterator = aiter(source)
+        while True:
+            try:
+                piece = await anext(iterator)
+            except StopAsyncIteration:
+                return PipeResult(writes, chars)
+            except Exception:
+                if on_error == "close":
+                    await self.close()
+                else:
+                    await self.abort()
+                raise
             await self.write(piece)
             if piece:
                 writes += 1
                 chars += len(piece)
-        return PipeResult(writes, chars)
 
     # -- ending -------------------------------------------------------------------------
 
