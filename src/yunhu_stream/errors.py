@@ -13,12 +13,27 @@
     │   └── ResponseTimeoutError    no response within response_timeout after the body ended
     ├── HTTPStatusError             HTTP status >= 300 (status, body excerpt)
     ├── InvalidResponseError        a body that is not the JSON envelope (status, body excerpt)
-    └── APIError                    the envelope's code was not 1 (code, msg, endpoint)
-        ├── InvalidParameterError   1002
-        ├── UnauthorizedError       1003
-        ├── BotBannedError          1004
-        ├── ChatBannedError         1005
-        └── RateLimitedError        1007 (retry_after, when known)
+    ├── APIError                    the envelope's code was not 1 (code, msg, endpoint)
+    │   ├── InvalidParameterError   1002
+    │   ├── UnauthorizedError       1003
+    │   ├── BotBannedError          1004
+    │   ├── ChatBannedError         1005
+    │   └── RateLimitedError        1007 (retry_after, when known)
+    ├── EventParseError             (also ValueError) a webhook body that is not a YunHu
+    │                               event; names the bad field (yunhu_stream.events)
+    ├── SSEParseError               (also ValueError) a malformed or oversized
+    │                               event stream (yunhu_stream.sse)
+    └── LLMError                    reading a model's stream failed (yunhu_stream.llm;
+        ├── LLMConnectionError      .text holds the deltas so far)
+        │   └── LLMTimeoutError
+        ├── LLMHTTPStatusError
+        ├── LLMResponseError
+        └── LLMStreamError
+            ├── LLMProviderError    an error object arrived mid-stream
+            └── LLMIncompleteError  the stream ended without [DONE]
+
+The last three branches live beside the code that raises them and are
+re-exported here, so ``except yunhu_stream.errors.YunhuError`` catches all.
 
 Every error may carry ``text``: the transcript of the stream it ended, so that
 nothing the caller wrote is lost when a stream fails. It is ``None`` for errors
@@ -36,11 +51,21 @@ __all__ = [
     "ChatBannedError",
     "ConfigurationError",
     "ConnectTimeoutError",
+    "EventParseError",
     "HTTPStatusError",
     "InvalidParameterError",
     "InvalidResponseError",
+    "LLMConnectionError",
+    "LLMError",
+    "LLMHTTPStatusError",
+    "LLMIncompleteError",
+    "LLMProviderError",
+    "LLMResponseError",
+    "LLMStreamError",
+    "LLMTimeoutError",
     "RateLimitedError",
     "ResponseTimeoutError",
+    "SSEParseError",
     "StreamBrokenError",
     "StreamClosedError",
     "StreamError",
@@ -211,3 +236,17 @@ _BY_CODE: dict[int, type[APIError]] = {
 def api_error(code: int, msg: str, endpoint: str, *, text: str | None = None) -> APIError:
     """Build the APIError subclass documented for ``code`` (plain APIError otherwise)."""
     return _BY_CODE.get(code, APIError)(code=code, msg=msg, endpoint=endpoint, text=text)
+
+
+from ._event_models import EventParseError  # noqa: E402 - they subclass YunhuError above
+from ._llm_errors import (  # noqa: E402
+    LLMConnectionError,
+    LLMError,
+    LLMHTTPStatusError,
+    LLMIncompleteError,
+    LLMProviderError,
+    LLMResponseError,
+    LLMStreamError,
+    LLMTimeoutError,
+)
+from ._sse_parse import SSEParseError  # noqa: E402
