@@ -7,7 +7,6 @@ import asyncio
 import codecs
 import json
 import os
-import re
 import sys
 import time
 import webbrowser
@@ -30,6 +29,7 @@ from ._cli_common import (
 from ._client import Bot
 from ._types import MessageInfo, Recipient
 from .emulator import Emulator, StreamRecord
+from .fake_llm import tokenize
 
 EXCERPT_CHARS = 32
 
@@ -51,15 +51,6 @@ async with bot.stream(to, content_type="markdown") as s:
 
 流式输出让用户立刻看到回答的开头，而不是等上十几秒。 🚀
 """
-
-_CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
-_TOKEN = re.compile(rf"\s*(?:[{_CJK}]|[^\s{_CJK}]+)|\s+")
-
-
-def tokenize(text: str) -> list[str]:
-    """Split text the way model tokens look: words with their leading space, CJK per char."""
-    return _TOKEN.findall(text)
-
 
 async def _tokens(text: str, delay: float) -> AsyncIterator[str]:
     for token in tokenize(text):
