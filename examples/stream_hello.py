@@ -38,7 +38,7 @@ async def watch(emu: Emulator, started: float) -> None:
     record = await emu.wait_for_stream()
     seen = 0
     while True:
-        await emu.wait_until(lambda: len(record.chunks) > seen or record.done)
+        await emu.wait_until(lambda n=seen: len(record.chunks) > n or record.done)
         for chunk in record.chunks[seen:]:
             text = chunk.data.decode("utf-8", "replace")
             print(f"  +{(chunk.t - started) * 1000:7.1f} ms  {len(chunk.data):3d} B  {text!r}")
