@@ -116,6 +116,12 @@ class Connection(asyncio.Protocol):
                     else:
                         self._finish(now)
             elif state == _SIZE:
+                # Fast path: whole small chunks back to back (the floor's 100,000 writes of 20 B
+                # arrive this way), parsed in one tight loop so that the server stays faster
+                # than any client it measures.
+                pos = self._whole_chunks(data, view, pos, n)
+                if pos >= n:
+                    break
                 end = data.find(b"\r\n", pos)
                 if end < 0:
                     self.pending = data[pos:]
@@ -156,6 +162,31 @@ class Connection(asyncio.Protocol):
             else:  # _STALLED: keep everything until reading resumes
                 self.pending = data[pos:]
                 return
+
+    def _whole_chunks(self, data: bytes, view: memoryview, pos: int, n: int) -> int:
+        """Consume every complete, non-final chunk from ``pos``; return where parsing stopped."""
+        find, crc32 = data.find, zlib.crc32
+        crc, nbytes, nchunks = self.crc, self.nbytes, self.nchunks
+        while True:
+            end = find(b"\r\n", pos)
+            if end < 0:
+                break
+            try:
+                size = int(data[pos:end], 16)
+            except ValueError:  # a chunk extension: leave it to the general parser
+                break
+            start = end + 2
+            stop = start + size
+            if size == 0 or stop + 2 > n or data[stop : stop + 2] != b"\r\n":
+                break
+            crc = crc32(view[start:stop], crc)
+            nbytes += size
+            nchunks += 1
+            pos = stop + 2
+        if nbytes != self.nbytes:
+            self.crc, self.nbytes, self.nchunks = crc, nbytes, nchunks
+            self.dirty = True
+        return pos
 
     def _on_head(self, head: bytes, now: float) -> None:
         lines = head.decode("latin-1").split("\r\n")
