@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import time
 import warnings
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -326,7 +325,3 @@ class Streamer:
         else:
             await self.abort()
 
-
-def monotonic_ms(start: float) -> float:
-    """Milliseconds since ``start`` (a time.monotonic() reading)."""
-    return round((time.monotonic() - start) * 1000, 3)
