@@ -142,20 +142,17 @@ class Main(BaseModule):
                 await s.write("thanks for following")
 
         @notice.on_notice()
-        async def on_menu(event):
-            if event.get_detail_type() != "yunhu_shortcut_menu":
+        async def on_menu_or_button(event):
+            kind = event.get_detail_type()
+            if kind == "yunhu_shortcut_menu":
+                said, value = "menu ", event["yunhu_raw"]["event"]["menuId"]
+            elif kind == "yunhu_button_click":
+                said, value = "you clicked ", event["yunhu_button"]["value"]
+            else:
                 return
             async with stream(event) as s:
-                await s.write("menu ")
-                await s.write(event["yunhu_raw"]["event"]["menuId"])
-
-        @notice.on_notice()
-        async def on_button(event):
-            if event.get_detail_type() != "yunhu_button_click":
-                return
-            async with stream(event) as s:
-                await s.write("you clicked ")
-                await s.write(event["yunhu_button"]["value"])
+                await s.write(said)
+                await s.write(value)
 
         return True
 
