@@ -1,11 +1,9 @@
 """Bugs found in review of the core (Streamer, Delivery, Bot, _http), each shown by a test.
 
-Every test states what must hold and is marked ``xfail(strict=True)`` while the bug is
-there, so the suite stays green; whoever fixes the code removes the marker. The tests
-run against the real emulator on loopback. Two of them put a small real aiohttp server
-in front of it (a gateway that cuts a request mid-body, an error page that echoes the
-URL), because those are behaviours of things between us and YunHu that the emulator
-does not model.
+Every test states what must hold; each was first committed failing (as a strict xfail)
+and passes since the fix. They run against the real emulator on loopback; two put a small
+real aiohttp server in front of it (a gateway that cuts a request mid-body, an error page
+that echoes the URL), behaviours of things between us and YunHu the emulator does not model.
 """
 
 from __future__ import annotations
@@ -53,8 +51,6 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 
 class TestRecoveryLookup:
-    @pytest.mark.xfail(strict=True, reason="_find_partial accepts any recent bot message "
-                       "whose text is a prefix of ours, including an earlier finished reply")
     async def test_earlier_reply_that_is_a_prefix_is_not_overwritten(
         self, emulator: Emulator
     ) -> None:
@@ -71,8 +67,6 @@ class TestRecoveryLookup:
 
 
 class TestConcurrentEnding:
-    @pytest.mark.xfail(strict=True, reason="close() awaits the delivery task directly, so "
-                       "an abort() from another task surfaces as CancelledError in the closer")
     async def test_abort_from_another_task_does_not_cancel_the_closer(
         self, emulator: Emulator
     ) -> None:
@@ -90,8 +84,7 @@ class TestConcurrentEnding:
         assert not closer.cancelled()
         assert isinstance(outcome, errors.StreamClosedError), outcome
 
-    @pytest.mark.xfail(strict=True, reason="cancelling one close() caller cancels the shared "
-                       "delivery task, and the other caller gets a stray CancelledError")
+
     async def test_cancelling_one_closer_does_not_cancel_another(
         self, emulator: Emulator
     ) -> None:
@@ -189,8 +182,6 @@ class Gateway:
 
 
 class TestClassification:
-    @pytest.mark.xfail(strict=True, reason="_classify treats any 5xx answered before the body "
-                       "ended as 'nothing accepted' and replays into a second message")
     async def test_5xx_mid_body_after_text_was_shown_does_not_duplicate(
         self, emulator: Emulator
     ) -> None:
@@ -211,8 +202,7 @@ class TestClassification:
         texts = [m.text for m in emulator.chat("group", "42")]
         assert texts == [TRANSCRIPT]
 
-    @pytest.mark.xfail(strict=True, reason="a 1007 is always classified 'early', even when it "
-                       "arrives after the body ended and the message exists")
+
     async def test_1007_after_the_body_does_not_duplicate(self, emulator: Emulator) -> None:
         """A 1007 answered after the message took effect does not lead to a second copy."""
         emulator.faults.reject(1007, when="after_body")
@@ -224,8 +214,6 @@ class TestClassification:
 
 
 class TestSecrets:
-    @pytest.mark.xfail(strict=True, reason="parse_envelope puts the raw body excerpt into "
-                       "HTTPStatusError/InvalidResponseError without redacting the token")
     async def test_error_page_echoing_the_url_does_not_leak_the_token(self) -> None:
         """An error page that echoes the request URL does not put the token in errors or logs."""
         token = "tok-" + secrets.token_hex(16)
@@ -254,8 +242,6 @@ class TestSecrets:
 
 
 class TestIdleTimeout:
-    @pytest.mark.xfail(strict=True, reason="_deliver_whole waits for EOF with no timeout: "
-                       "idle_timeout only exists inside the send-stream body generator")
     async def test_idle_timeout_ends_a_quote_fallback_reply(self, emulator: Emulator) -> None:
         """With quote='fallback', a reply left without writes for idle_timeout is still sent."""
         async with make_bot(emulator, idle_timeout=0.05) as bot:
@@ -269,8 +255,7 @@ class TestIdleTimeout:
         (msg,) = emulator.chat("user", "1")
         assert msg.parent_id == "m-1"
 
-    @pytest.mark.xfail(strict=True, reason="_recover waits for EOF with no idle limit, so a "
-                       "recovered stream never ends (nor gets its final edit) on idle_timeout")
+
     async def test_idle_timeout_ends_a_recovered_stream(self, emulator: Emulator) -> None:
         """After a mid-stream recovery, idle_timeout still ends the message with its final edit."""
         buttons = [[{"text": "Again", "actionType": 3, "value": "again"}]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+from collections import deque
 from types import TracebackType
 from typing import Any, Literal
 
@@ -136,6 +137,9 @@ class Bot:
         self._session = session
         self._owns_session = session is None
         self._limiters: dict[str, RateLimiter] = {}
+        # Ids of messages this Bot delivered: recovery must never mistake one of them
+        # for the partly streamed message it is looking for.
+        self._delivered: deque[str] = deque(maxlen=1024)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -256,7 +260,7 @@ class Bot:
                 status = resp.status
         except TRANSPORT_EXCEPTIONS as exc:
             raise translate(exc, endpoint, self._token) from chainable(exc, self._token)
-        return parse_envelope(status, body, endpoint)
+        return parse_envelope(status, body, endpoint, self._token)
 
     # -- public API --------------------------------------------------------------------
 
@@ -360,7 +364,9 @@ class Bot:
         if parent_id:
             payload["parentId"] = parent_id
         data = await self._call("POST", "bot/send", json=payload, idempotent=False)
-        return message_info(data, "bot/send", "send")
+        info = message_info(data, "bot/send", "send")
+        self._delivered.append(info.msg_id)
+        return info
 
     async def edit(
         self,

@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 
 ENDPOINT = "bot/send-stream"
 _HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
-_LOOKBACK_MESSAGES = 20
-_LOOKBACK_MS = 120_000  # a partly streamed message is at most this much older than its stream
+_LOOKBACK_MESSAGES = 50
+_CLOCK_SKEW_MS = 10_000  # how far YunHu's clock may run behind ours
 
-Failure = Literal["early", "mid", "terminal"]
+Failure = Literal["early", "probe", "mid", "terminal"]
 
 
 class Delivery:
@@ -69,10 +69,12 @@ class Delivery:
         self._reply_to = reply_to
         self.messages: list[MessageInfo] = []
         self.error: errors.YunhuError | None = None
+        self.error_traceback: Any = None
         self.bytes_sent = 0
         self.chunks_sent = 0
         self.attempts = 0
         self._attempt_sent = 0
+        self._attempt_started_ms = 0
         self._body_ended = False
         self._scope: anyio.CancelScope | None = None
         self._slot: list[float] | None = None
@@ -87,8 +89,6 @@ class Delivery:
     async def run(self) -> None:
         """Deliver every message of the stream; store (never raise) a YunhuError."""
         started = time.monotonic()
-        opened_wall = time.time()
-        self._opened_ms = int(opened_wall * 1000)
         self._log.info("stream_opened", content_type=self._content_type)
         try:
             if self._reply_to is not None:
@@ -97,6 +97,7 @@ class Delivery:
                 while True:
                     info = await self._deliver_message()
                     self.messages.append(info)
+                    self._bot._delivered.append(info.msg_id)
                     self._last_text = self._buffer.message_text()
                     self._buffer.next_message()
                     if not await self._more_to_come():
@@ -127,6 +128,7 @@ class Delivery:
 
     def _fail(self, exc: errors.YunhuError) -> None:
         self.error = exc
+        self.error_traceback = exc.__traceback__  # re-raised from here, so it cannot grow
         self._buffer.wake_all()
         self._log.warning(
             "stream_failed", error=type(exc).__name__, detail=str(exc),
@@ -151,12 +153,19 @@ class Delivery:
                 kind = self._classify(exc)
                 if kind == "terminal":
                     raise
+                if kind == "probe":
+                    # The server refused after taking part of the body: whether the chat
+                    # shows some of it decides between finishing that message and retrying.
+                    found = await self._find_partial() if bot.recover else None
+                    if found:
+                        return await self._recover(exc, found)
+                    kind = "early"
                 if kind == "mid":
                     if not bot.recover:
                         raise errors.StreamBrokenError(
                             f"the stream broke after part of the message was sent: {exc}"
                         ) from exc
-                    return await self._recover(exc)
+                    return await self._recover(exc, await self._find_partial())
                 delay = backoff_delay(attempt, 0.2, 5.0)
                 if isinstance(exc, errors.RateLimitedError) and exc.retry_after:
                     delay = max(delay, exc.retry_after)
@@ -174,7 +183,7 @@ class Delivery:
 
     def _classify(self, exc: errors.YunhuError) -> Failure:
         if isinstance(exc, errors.RateLimitedError):
-            return "early"
+            return "probe" if self._body_ended else "early"
         if not isinstance(
             exc, (errors.TransportError, errors.HTTPStatusError, errors.InvalidResponseError)
         ):
@@ -184,15 +193,16 @@ class Delivery:
         answered_early = not self._body_ended and isinstance(
             exc, (errors.HTTPStatusError, errors.InvalidResponseError)
         )
-        if self._attempt_sent == 0 or answered_early:
+        if self._attempt_sent == 0:
             return "early"
-        return "mid"
+        return "probe" if answered_early else "mid"
 
     async def _post_stream(self) -> MessageInfo:
         bot = self._bot
         self._slot = await bot._throttle(ENDPOINT)
         session = bot._get_session()
         self.attempts += 1
+        self._attempt_started_ms = int(time.time() * 1000)
         self._attempt_sent = 0
         self._body_ended = False
         params = {
@@ -231,7 +241,7 @@ class Delivery:
                 f"{ENDPOINT}: no response within {bot.response_timeout:g} s after the body ended",
                 endpoint=ENDPOINT,
             )
-        data = parse_envelope(status, raw, ENDPOINT)
+        data = parse_envelope(status, raw, ENDPOINT, bot._token)
         if not self._body_ended:
             raise errors.InvalidResponseError(
                 status=status, body="success answered before the body ended", endpoint=ENDPOINT
@@ -270,22 +280,30 @@ class Delivery:
 
     # -- recovery: finish a partly shown message by editing it ---------------------------
 
-    async def _recover(self, cause: errors.YunhuError) -> MessageInfo:
+    async def _recover(self, cause: errors.YunhuError, found: str | None) -> MessageInfo:
         buf, bot = self._buffer, self._bot
         buf.split = None  # after a failure the rest stays in this one message
         buf.unbounded = True
         buf.deliver_all()
-        found = await self._find_partial()
         self._log.warning("stream_recovering", error=type(cause).__name__,
                           found_msg_id=found, sent_bytes=self._attempt_sent)
         loop = asyncio.get_running_loop()
         next_edit, last_text = loop.time(), None
+        last_size, last_growth = len(buf.data), loop.time()
+        wait = bot.edit_interval if bot.idle_timeout is None else min(
+            bot.edit_interval, bot.idle_timeout)
         while not buf.eof:
-            await buf.wait_for_data(bot.edit_interval)
+            await buf.wait_for_data(wait)
             buf.deliver_all()
+            now = loop.time()
+            if len(buf.data) != last_size:
+                last_size, last_growth = len(buf.data), now
+            elif bot.idle_timeout is not None and now - last_growth >= bot.idle_timeout:
+                self._log.info("stream_idle_closed", idle_timeout_s=bot.idle_timeout)
+                buf.eof = True
             text = buf.message_text()
-            if found and not buf.eof and loop.time() >= next_edit and text != last_text:
-                next_edit = loop.time() + bot.edit_interval
+            if found and not buf.eof and now >= next_edit and text != last_text:
+                next_edit = now + bot.edit_interval
                 try:
                     await bot.edit(found, self._recipient, text, content_type=self._content_type)
                     last_text = text
@@ -305,15 +323,20 @@ class Delivery:
         return await self._send(text, parent_id=None)
 
     async def _find_partial(self) -> str | None:
-        """The id of the newest recent bot message whose text is a prefix of ours."""
+        """The id of the message the failed attempt left in the chat, if it can be found.
+
+        That is the newest bot message, created no earlier than the attempt (less
+        clock skew), that this Bot did not deliver itself, and whose text is a
+        prefix of ours. Streamed messages (marked with YunHu's AI ``tip``) win ties.
+        """
         text = self._buffer.message_text()
-        known = {m.msg_id for m in self.messages}
+        delivered = self._bot._delivered
         try:
             items = await self._bot.messages(self._recipient, before=_LOOKBACK_MESSAGES)
         except errors.YunhuError as exc:
             self._log.warning("recovery_lookup_failed", error=type(exc).__name__)
             return None
-        best: tuple[int, str] | None = None
+        best: tuple[int, bool, str] | None = None
         for item in items:
             content = item.get("content")
             shown = content.get("text") if isinstance(content, dict) else None
@@ -321,12 +344,14 @@ class Delivery:
             if (
                 item.get("senderType") == "bot"
                 and isinstance(shown, str) and shown and text.startswith(shown)
-                and isinstance(msg_id, str) and msg_id not in known
-                and isinstance(sent_at, int) and sent_at >= self._opened_ms - _LOOKBACK_MS
-                and (best is None or sent_at >= best[0])
+                and isinstance(msg_id, str) and msg_id not in delivered
+                and isinstance(sent_at, int)
+                and sent_at >= self._attempt_started_ms - _CLOCK_SKEW_MS
             ):
-                best = (sent_at, msg_id)
-        return best[1] if best else None
+                candidate = (sent_at, isinstance(content, dict) and "tip" in content, msg_id)
+                if best is None or candidate[:2] >= best[:2]:
+                    best = candidate
+        return best[2] if best else None
 
     # -- whole-message paths ----------------------------------------------------------
 
@@ -336,7 +361,9 @@ class Delivery:
         buf.unbounded = True
         buf.deliver_all()
         while not buf.eof:
-            await buf.wait_for_data(None)
+            if not await buf.wait_for_data(self._bot.idle_timeout):
+                self._log.info("stream_idle_closed", idle_timeout_s=self._bot.idle_timeout)
+                buf.eof = True
         buf.deliver_all()
         self.messages.append(await self._send(buf.message_text(), parent_id=parent_id))
         self._last_text = buf.message_text()

@@ -28,7 +28,7 @@ def redact(text: str, token: str | None = None) -> str:
 
 
 def parse_envelope(
-    status: int, body: bytes, endpoint: str, *, text: str | None = None
+    status: int, body: bytes, endpoint: str, token: str, *, text: str | None = None
 ) -> Any:
     """Return ``data`` from a YunHu envelope, or raise the error it describes.
 
@@ -38,7 +38,8 @@ def parse_envelope(
         InvalidResponseError: the body is not a JSON object with an integer ``code``.
         APIError: ``code`` is not 1 (a subclass for each documented code).
     """
-    excerpt = body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace")
+    # Error pages sometimes echo the request URL, token and all.
+    excerpt = redact(body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace"), token)
     if status >= 300:
         raise errors.HTTPStatusError(status=status, body=excerpt, endpoint=endpoint, text=text)
     try:
@@ -52,7 +53,7 @@ def parse_envelope(
     code: int = envelope["code"]
     if code != 1:
         msg = envelope.get("msg", envelope.get("message", ""))
-        raise errors.api_error(code, str(msg), endpoint, text=text)
+        raise errors.api_error(code, redact(str(msg), token), endpoint, text=text)
     return envelope.get("data")
 
 

@@ -159,10 +159,7 @@ class Streamer:
         return data
 
     def _raise_if_failed(self) -> None:
-        error = self._delivery.error
-        if error is not None:
-            error.text = self.text
-            raise error
+        self._raise_stored()
         if self._buffer.eof and self._state is StreamState.OPEN:
             self._closed_by_idle = True
             raise errors.StreamClosedError("cannot write: the stream was closed after idle_timeout")
@@ -237,11 +234,13 @@ class Streamer:
                 piece = await anext(iterator)
             except StopAsyncIteration:
                 return PipeResult(writes, chars)
-            except Exception:
-                if on_error == "close":
-                    await self.close()
-                else:
-                    await self.abort()
+            except Exception as source_error:
+                try:
+                    await (self.close() if on_error == "close" else self.abort())
+                except errors.YunhuError as end_error:
+                    # Still the source's error, but say the message did not land either
+                    # (end_error carries the transcript).
+                    raise source_error from end_error
                 raise
             await self.write(piece)
             if piece:
@@ -269,12 +268,19 @@ class Streamer:
         if self._task is None:
             self._state = StreamState.CLOSED
             return None
+        task = self._task
         try:
-            await self._task
-        except BaseException:
+            # Shielded: cancelling this caller must not cancel the delivery task under
+            # another task that is also waiting in close().
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # the shield held, so another task aborted the stream
+                raise errors.StreamClosedError(
+                    "the stream was aborted (by another task) while closing", text=self.text
+                ) from None
+            self._state = StreamState.ABORTED  # this caller was cancelled: abandon it
             self._buffer.aborted = True
             await self._cancel_task()
-            self._state = StreamState.ABORTED
             raise
         self._state = StreamState.CLOSED
         self._raise_stored()
@@ -284,7 +290,7 @@ class Streamer:
         error = self._delivery.error
         if error is not None:
             error.text = self.text
-            raise error
+            raise error.with_traceback(self._delivery.error_traceback)
 
     async def abort(self) -> None:
         """Abandon the message: the request is cut off mid-body. Idempotent.
