@@ -136,9 +136,18 @@ def _writethrough() -> None:
             await original(self, writer, content_length)
             return
 
+        attempt = frame.f_locals.get("attempt") if frame is not None else None
+
         def send_now(buf: Any, data: bytes) -> bool:
-            # Only once the head is out: aiohttp buffers it until the first chunk.
-            if writer._headers_buf is not None or writer.protocol.writing_paused:
+            # Only for the live attempt, once the head is out (aiohttp buffers it until the
+            # first chunk), and never past the transport's high-water mark.
+            if (
+                owner._live_attempt != attempt
+                or buf.aborted
+                or buf.max_message is not None  # rollover: leave splitting to take()
+                or writer._headers_buf is not None
+                or writer.protocol.writing_paused
+            ):
                 return False
             transport = writer.transport
             if transport is None or transport.is_closing():
@@ -178,3 +187,21 @@ def apply() -> list[str]:
     for name in names:
         PATCHES[name]()
     return names
+
+
+class _PatchPlugin:
+    """Applies the patches once pytest is configured (after its import hooks are in place)."""
+
+    def pytest_configure(self, config: Any) -> None:
+        print(f"patched: {', '.join(apply())}")
+
+
+if __name__ == "__main__":
+    # ``.venv/bin/python bench/proposals.py [pytest args]``: the project's tests with the
+    # patches applied, to check that a proposal keeps every stream semantic.
+    import sys
+
+    import pytest
+
+    sys.exit(pytest.main(sys.argv[1:] or ["-q", "-p", "no:cacheprovider"],
+                         plugins=[_PatchPlugin()]))
