@@ -59,6 +59,7 @@ class TranscriptBuffer:
         reader = self._reader
         if reader is not None and not reader.done():
             reader.set_result(None)
+            self._reader = None
 
     async def wait_for_room(self) -> None:
         if self._space is None or self._space.done():
@@ -126,7 +127,8 @@ class TranscriptBuffer:
 
     def message_text(self) -> str:
         end = self.split if self.split is not None else len(self.data)
-        return self.data[self.message_start : end].decode("utf-8")
+        with memoryview(self.data) as view:  # decode in place: the text may be large
+            return str(view[self.message_start : end], "utf-8")
 
     def _choose_split(self) -> None:
         """Fix where the current message ends once it nears ``max_message`` bytes.

@@ -184,6 +184,25 @@ class Streamer:
             StreamClosedError: the stream was closed or aborted.
             YunhuError: the request failed (the error carries ``.text``).
         """
+        # The common case inline (an open, healthy stream with room): this runs once
+        # per token, so every attribute lookup and call here shows in the benchmarks.
+        buf = self._buffer
+        if (
+            type(text) is str
+            and self._state is StreamState.OPEN
+            and self._delivery.error is None
+            and not buf.eof
+        ):
+            try:
+                data = text.encode()
+            except UnicodeEncodeError:
+                pass  # the general path below raises the ValueError that says where
+            else:
+                pending = len(buf.data) - buf.taken
+                if buf.unbounded or not pending or pending + len(data) <= buf.max_pending:
+                    buf.append(data)
+                    self._writes += bool(data)
+                    return
         data = self._encode(text)
         if not data:
             return
