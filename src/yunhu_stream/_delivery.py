@@ -271,7 +271,7 @@ class Delivery:
                 # so a producer that writes on every loop iteration shares one chunk (and
                 # one send) across many writes. A lone write costs one loop pass.
                 size = len(buf.data)
-                for _ in range(COALESCE_PASSES):
+                for _ in range(0 if buf.eof else COALESCE_PASSES):
                     await asyncio.sleep(0)
                     if len(buf.data) == size:
                         break
