@@ -333,18 +333,6 @@ class OursImpl(_BaseImpl):
         return stream
 
 
-class ProposedImpl(OursImpl):
-    """``ours`` with the hot-path changes in ``bench/proposals.py`` patched in."""
-
-    name = "proposed"
-
-    async def __aenter__(self) -> OursImpl:
-        import proposals
-
-        proposals.apply()
-        return await super().__aenter__()
-
-
 IMPLS: dict[str, type[_BaseImpl]] = {
-    cls.name: cls for cls in (FloorImpl, NaiveImpl, HttpxImpl, OursImpl, ProposedImpl)
+    cls.name: cls for cls in (FloorImpl, NaiveImpl, HttpxImpl, OursImpl)
 }

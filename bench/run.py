@@ -40,9 +40,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-IMPL_ORDER = ("floor", "ours", "naive", "httpx", "proposed")
-DEFAULT_IMPLS = ("floor", "ours", "naive", "httpx")  # "proposed" only when asked for
-TARGET_IMPLS = ("ours", "proposed")  # the implementations the targets apply to
+IMPL_ORDER = ("floor", "ours", "naive", "httpx")
+DEFAULT_IMPLS = IMPL_ORDER
+TARGET_IMPLS = ("ours",)  # the implementation the targets apply to
 
 FULL: dict[str, dict[str, Any]] = {
     "backlog": {"writes": 100_000},
@@ -559,10 +559,10 @@ def main() -> int:
     reference_repeats = args.reference_repeats or (repeat if args.quick else 1)
     wanted = args.impl or DEFAULT_IMPLS
     impls = ["floor"] + [i for i in IMPL_ORDER[1:] if i in wanted]
-    unavailable = ours_available() if {"ours", "proposed"} & set(impls) else None
+    unavailable = ours_available() if "ours" in impls else None
     if unavailable:
         print(f"note: skipping ours ({unavailable})", file=sys.stderr)
-        impls = [i for i in impls if i not in ("ours", "proposed")]
+        impls = [i for i in impls if i != "ours"]
     try:
         import uvloop  # noqa: F401
 
@@ -582,7 +582,7 @@ def main() -> int:
         except ValueError:
             parser.error(f"--bot-option {name}: {value!r} is not JSON (strings need quotes)")
     buffer_bytes = bot_options.get("max_buffer_bytes", DEFAULT_BUFFER_BYTES)
-    impl_options = {"ours": bot_options, "proposed": bot_options}
+    impl_options = {"ours": bot_options}
 
     mode = "quick" if args.quick else "full"
     info: dict[str, Any] = {
