@@ -180,6 +180,7 @@ class _QueueBody:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.task: asyncio.Task[object] | None = None
 
     async def body(self) -> AsyncIterator[bytes]:
         while True:
@@ -187,6 +188,20 @@ class _QueueBody:
             if item is None:
                 return
             yield item
+
+    async def _post(self) -> object:
+        raise NotImplementedError
+
+    async def write(self, text: str) -> None:
+        if self.task is None:
+            self.task = asyncio.create_task(self._post())
+        await self.queue.put(text.encode())
+
+    async def close(self) -> object:
+        if self.task is None:
+            self.task = asyncio.create_task(self._post())
+        await self.queue.put(None)
+        return await self.task
 
 
 class NaiveImpl(_BaseImpl):
@@ -220,7 +235,6 @@ class NaiveStream(_QueueBody):
         super().__init__()
         self.impl = impl
         self.recv_id = recv_id
-        self.task: asyncio.Task[object] | None = None
 
     async def _post(self) -> object:
         async with self.impl.session.post(
@@ -230,17 +244,6 @@ class NaiveStream(_QueueBody):
             headers={"Content-Type": "text/plain; charset=utf-8"},
         ) as resp:
             return _check_envelope(json.loads(await resp.read()))
-
-    async def write(self, text: str) -> None:
-        if self.task is None:
-            self.task = asyncio.create_task(self._post())
-        await self.queue.put(text.encode())
-
-    async def close(self) -> object:
-        if self.task is None:
-            self.task = asyncio.create_task(self._post())
-        await self.queue.put(None)
-        return await self.task
 
 
 # --------------------------------------------------------------------------- httpx
@@ -277,7 +280,6 @@ class HttpxStream(_QueueBody):
         super().__init__()
         self.impl = impl
         self.recv_id = recv_id
-        self.task: asyncio.Task[object] | None = None
 
     async def _post(self) -> object:
         async with self.impl.client.stream(
@@ -288,17 +290,6 @@ class HttpxStream(_QueueBody):
             headers={"Content-Type": "text/plain; charset=utf-8"},
         ) as resp:
             return _check_envelope(json.loads(await resp.aread()))
-
-    async def write(self, text: str) -> None:
-        if self.task is None:
-            self.task = asyncio.create_task(self._post())
-        await self.queue.put(text.encode())
-
-    async def close(self) -> object:
-        if self.task is None:
-            self.task = asyncio.create_task(self._post())
-        await self.queue.put(None)
-        return await self.task
 
 
 # --------------------------------------------------------------------------- ours
