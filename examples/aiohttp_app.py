@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import time
 
 import aiohttp
 import structlog
@@ -28,35 +27,14 @@ from aiohttp import web
 from yunhu_stream import Bot
 from yunhu_stream.app import BOT_KEY, setup
 from yunhu_stream.events import MessageEvent
+from yunhu_stream.testing import message_event
 
-SAMPLE_EVENT = {
-    "version": "1.0",
-    "header": {
-        "eventId": "demo-0002",
-        "eventType": "message.receive.normal",
-        "eventTime": int(time.time() * 1000),
-    },
-    "event": {
-        "sender": {
-            "senderId": "7756242",
-            "senderType": "user",
-            "senderUserLevel": "owner",
-            "senderNickname": "小明",
-        },
-        "chat": {"chatId": "37090343", "chatType": "bot"},
-        "message": {
-            "msgId": "demo-msg-0002",
-            "parentId": "",
-            "sendTime": int(time.time() * 1000),
-            "chatId": "37090343",
-            "chatType": "bot",
-            "contentType": "text",
-            "content": {"text": "what does this bot do?"},
-            "commandId": 0,
-            "commandName": "",
-        },
-    },
-}
+# A private message as YunHu would POST it: chatType "bot", the bot's id as chatId.
+SAMPLE_EVENT = message_event(
+    "what does this bot do?",
+    chat="user:7756242", sender_nickname="小明", sender_level="owner",
+    event_id="demo-0002", msg_id="demo-msg-0002",
+)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import codecs
 import logging
-import time
 
 import aiohttp
 import structlog
@@ -25,35 +24,14 @@ from yunhu_stream import Bot
 from yunhu_stream.app import BotApp
 from yunhu_stream.events import FollowEvent, MessageEvent
 from yunhu_stream.mentions import mention, strip_mentions
+from yunhu_stream.testing import message_event
 
-SAMPLE_EVENT = {
-    "version": "1.0",
-    "header": {
-        "eventId": "demo-0001",
-        "eventType": "message.receive.normal",
-        "eventTime": int(time.time() * 1000),
-    },
-    "event": {
-        "sender": {
-            "senderId": "7756242",
-            "senderType": "user",
-            "senderUserLevel": "member",
-            "senderNickname": "小明",
-        },
-        "chat": {"chatId": "307149245", "chatType": "group"},
-        "message": {
-            "msgId": "demo-msg-0001",
-            "parentId": "",
-            "sendTime": int(time.time() * 1000),
-            "chatId": "307149245",
-            "chatType": "group",
-            "contentType": "text",
-            "content": {"text": "@EchoBot\u200b streaming makes long answers feel fast"},
-            "commandId": 0,
-            "commandName": "",
-        },
-    },
-}
+# A group message as YunHu would POST it (yunhu_stream.testing builds the envelope).
+SAMPLE_EVENT = message_event(
+    "@EchoBot\u200b streaming makes long answers feel fast",
+    chat="group:307149245", sender_id="7756242", sender_nickname="小明",
+    event_id="demo-0001", msg_id="demo-msg-0001",
+)
 
 
 def build_app(token: str | None = None, base_url: str | None = None) -> BotApp:

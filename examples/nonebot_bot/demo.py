@@ -16,13 +16,12 @@ import json
 import os
 import socket
 import sys
-import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 
 from yunhu_stream.emulator import Emulator
+from yunhu_stream.testing import message_event
 
 HERE = Path(__file__).resolve().parent
 APP_ID = "12345678"
@@ -33,25 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def group_message(text: str) -> dict[str, object]:
-    """A webhook body as YunHu sends it for a text message in a group."""
-    now = int(time.time() * 1000)
-    return {
-        "version": "1.0",
-        "header": {"eventId": uuid.uuid4().hex, "eventType": "message.receive.normal",
-                   "eventTime": now},
-        "event": {
-            "sender": {"senderId": "7756242", "senderType": "user",
-                       "senderUserLevel": "member", "senderNickname": "小明",
-                       "senderAvatarUrl": "https://chat-img.jwznb.com/avatar.jpg"},
-            "chat": {"chatId": GROUP, "chatType": "group"},
-            "message": {"msgId": uuid.uuid4().hex, "parentId": "", "sendTime": now,
-                        "chatId": GROUP, "chatType": "group", "contentType": "text",
-                        "content": {"text": text}, "commandId": 0, "commandName": ""},
-        },
-    }
 
 
 async def main(text: str) -> int:
@@ -87,7 +67,7 @@ async def main(text: str) -> int:
             url = f"http://127.0.0.1:{port}/yunhu/{APP_ID}"
             print(f"bot listening at {url}; sending {text!r} to group {GROUP}")
             async with aiohttp.ClientSession() as session, \
-                    session.post(url, json=group_message(text)) as resp:
+                    session.post(url, json=message_event(text, chat=f"group:{GROUP}")) as resp:
                 resp.raise_for_status()
 
             record = await emu.wait_for_stream()
