@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -25,6 +24,13 @@ import aiohttp
 import pytest
 
 from yunhu_stream.emulator import Emulator, StreamRecord
+from yunhu_stream.testing import (
+    DEFAULT_BOT_ID,
+    button_event,
+    follow_event,
+    menu_event,
+    message_event,
+)
 
 Webhook = Callable[[dict[str, Any]], Awaitable[None]]
 """POSTs one webhook body to the running bot's YunHu route and checks it answered 200."""
@@ -206,56 +212,15 @@ async def reply_text(emu: Emulator, recv_type: str, recv_id: str) -> str:
     return message.text
 
 
-# -- realistic webhook bodies (shapes as YunHu sends them; ids made up) ---------------
+# -- webhook bodies: yunhu_stream.testing builds them as YunHu sends them ----------------
 
-SENDER = "7756242"
-BOT_ID = "37090343"
-
-
-def _envelope(event_type: str, event: dict[str, Any]) -> dict[str, Any]:
-    now = int(time.time() * 1000)
-    return {"version": "1.0",
-            "header": {"eventId": uuid.uuid4().hex, "eventType": event_type, "eventTime": now},
-            "event": event}
+BOT_ID = DEFAULT_BOT_ID
+"""The bot's id: chatId/recvId of private chats in the bodies (NoneBot's app_id)."""
 
 
-def message_body(text: str, *, chat_type: str = "group", chat_id: str = "307149245",
-                 sender_id: str = SENDER) -> dict[str, Any]:
-    """A text message; private chats have chatType "bot" and the bot's id as chatId."""
-    now = int(time.time() * 1000)
-    return _envelope("message.receive.normal", {
-        "sender": {"senderId": sender_id, "senderType": "user", "senderUserLevel": "member",
-                   "senderNickname": "小明",
-                   "senderAvatarUrl": "https://chat-img.jwznb.com/c07a80a9e21dd8d1.jpg"},
-        "chat": {"chatId": chat_id, "chatType": chat_type},
-        "message": {"msgId": uuid.uuid4().hex, "parentId": "", "sendTime": now,
-                    "chatId": chat_id, "chatType": chat_type, "contentType": "text",
-                    "content": {"text": text}, "commandId": 0, "commandName": ""},
-    })
-
-
-def followed_body(user_id: str) -> dict[str, Any]:
-    return _envelope("bot.followed", {
-        "time": int(time.time() * 1000), "chatId": BOT_ID, "chatType": "bot",
-        "userId": user_id, "nickname": "小明",
-        "avatarUrl": "https://chat-img.jwznb.com/c07a80a9e21dd8d1.jpg",
-    })
-
-
-def button_body(user_id: str, *, recv_type: str, recv_id: str, value: str) -> dict[str, Any]:
-    return _envelope("button.report.inline", {
-        "time": int(time.time() * 1000), "msgId": uuid.uuid4().hex,
-        "recvId": recv_id, "recvType": recv_type, "userId": user_id, "value": value,
-    })
-
-
-def menu_body(user_id: str, *, chat_type: str, chat_id: str) -> dict[str, Any]:
-    """A shortcut-menu press: an event type the framework's adapter has no model for."""
-    return _envelope("bot.shortcut.menu", {
-        "botId": BOT_ID, "menuId": "VO9SDAQ9", "menuType": 1, "menuAction": 1,
-        "chatId": chat_id, "chatType": chat_type, "senderType": "user",
-        "senderId": user_id, "sendTime": int(time.time() * 1000),
-    })
+def message_body(text: str, *, chat_id: str = "307149245") -> dict[str, Any]:
+    """A text message in group ``chat_id``."""
+    return message_event(text, chat=f"group:{chat_id}")
 
 
 def new_id() -> str:
@@ -287,13 +252,13 @@ class ReplyRoutingTests:
         """A group message's reply is streamed into the group, its first chunk arriving
         before the handler has written the rest."""
         group, key = new_id(), new_id()
-        await webhook(message_body(f"gated {key}", chat_id=group))
+        await webhook(message_event(f"gated {key}", chat=f"group:{group}"))
         record = await stream_into(emu, "group", group)
         await record.wait_for_chunks(1)
         assert record.text == "first half, "
         assert not record.done  # the handler is parked on its gate, the request still open
 
-        await webhook(message_body(f"resume {key}", chat_id=group))
+        await webhook(message_event(f"resume {key}", chat=f"group:{group}"))
         await record.wait_done()
         assert record.completed and record.code == 1
         assert len(record.chunks) >= 2
@@ -306,14 +271,14 @@ class ReplyRoutingTests:
     ) -> None:
         """A private message (chatType bot, chatId the bot) is answered in the sender's chat."""
         user = new_id()
-        await webhook(message_body("echo 你好", chat_type="bot", chat_id=BOT_ID, sender_id=user))
+        await webhook(message_event("echo 你好", chat=f"user:{user}"))
         assert await reply_text(emu, "user", user) == "echo: 你好"
         assert emu.chat("user", BOT_ID) == []
 
     async def test_to_sends_to_the_named_group(self, emu: Emulator, webhook: Webhook) -> None:
         """stream(..., to="group:ID") streams into that group, with the content type asked."""
         here, there = new_id(), new_id()
-        await webhook(message_body(f"announce {there}", chat_id=here))
+        await webhook(message_event(f"announce {there}", chat=f"group:{here}"))
         record = await (await stream_into(emu, "group", there)).wait_done()
         assert record.content_type == "markdown"
         assert record.text == "**announcement** from a plugin"
@@ -324,7 +289,7 @@ class ReplyRoutingTests:
     ) -> None:
         """A bot.followed notice is answered in the new follower's private chat."""
         user = new_id()
-        await webhook(followed_body(user))
+        await webhook(follow_event(user))
         assert await reply_text(emu, "user", user) == "thanks for following"
 
     async def test_private_button_report_goes_to_who_clicked(
@@ -332,7 +297,7 @@ class ReplyRoutingTests:
     ) -> None:
         """A private button report names the bot in recvId; the reply goes to userId."""
         user = new_id()
-        await webhook(button_body(user, recv_type="bot", recv_id=BOT_ID, value="more"))
+        await webhook(button_event("more", chat=f"user:{user}"))
         assert await reply_text(emu, "user", user) == "you clicked more"
 
     async def test_group_button_report_goes_to_the_group(
@@ -340,7 +305,7 @@ class ReplyRoutingTests:
     ) -> None:
         """A button clicked in a group is answered in that group."""
         group = new_id()
-        await webhook(button_body(SENDER, recv_type="group", recv_id=group, value="ok"))
+        await webhook(button_event("ok", chat=f"group:{group}"))
         assert await reply_text(emu, "group", group) == "you clicked ok"
 
     async def test_shortcut_menu_in_a_group_is_answered_in_the_group(
@@ -348,7 +313,7 @@ class ReplyRoutingTests:
     ) -> None:
         """A bot.shortcut.menu press in a group is answered in that group."""
         group = new_id()
-        await webhook(menu_body(SENDER, chat_type="group", chat_id=group))
+        await webhook(menu_event("VO9SDAQ9", chat=f"group:{group}"))
         assert await reply_text(emu, "group", group) == "menu VO9SDAQ9"
 
     async def test_private_shortcut_menu_is_answered_to_who_pressed_it(
@@ -356,5 +321,5 @@ class ReplyRoutingTests:
     ) -> None:
         """A private bot.shortcut.menu press is answered in the presser's chat."""
         user = new_id()
-        await webhook(menu_body(user, chat_type="bot", chat_id=BOT_ID))
+        await webhook(menu_event("VO9SDAQ9", chat=f"user:{user}"))
         assert await reply_text(emu, "user", user) == "menu VO9SDAQ9"
