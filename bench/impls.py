@@ -178,7 +178,9 @@ class FloorStream:
 class _QueueBody:
     """An unbounded queue read by an async generator: the design many libraries use."""
 
-    def __init__(self) -> None:
+    def __init__(self, impl: Any, recv_id: str) -> None:
+        self.impl = impl
+        self.recv_id = recv_id
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.task: asyncio.Task[object] | None = None
 
@@ -231,11 +233,6 @@ class NaiveImpl(_BaseImpl):
 
 
 class NaiveStream(_QueueBody):
-    def __init__(self, impl: NaiveImpl, recv_id: str) -> None:
-        super().__init__()
-        self.impl = impl
-        self.recv_id = recv_id
-
     async def _post(self) -> object:
         async with self.impl.session.post(
             self.impl.url,
@@ -276,11 +273,6 @@ class HttpxImpl(_BaseImpl):
 
 
 class HttpxStream(_QueueBody):
-    def __init__(self, impl: HttpxImpl, recv_id: str) -> None:
-        super().__init__()
-        self.impl = impl
-        self.recv_id = recv_id
-
     async def _post(self) -> object:
         async with self.impl.client.stream(
             "POST",
