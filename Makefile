@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench browser setup
+.PHONY: demo test lint bench browser setup test-oldest
+
+# The oldest Python we support, when this machine has one (pyenv's, or python3.10 on PATH).
+PY_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3) $(shell command -v python3.10 2>/dev/null))
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +35,15 @@ lint: $(STAMP)
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-oldest
+
+# The core contract (streamer, faults, reply features, public API) on Python 3.10.
+test-oldest:
+	@if [ -z "$(PY_OLDEST)" ]; then echo "note: no Python 3.10 here: skipping the oldest-Python run"; exit 0; fi; \
+	[ -x .venv-oldest/bin/python ] || $(PY_OLDEST) -m venv .venv-oldest; \
+	.venv-oldest/bin/pip install -q -e . pytest hypothesis && \
+	.venv-oldest/bin/python -m pytest -q -p no:cacheprovider tests/test_streamer.py tests/test_faults.py \
+		tests/test_reply_features.py tests/test_review_findings.py tests/test_pipe.py tests/test_public_api.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
