@@ -42,8 +42,7 @@ test-oldest:
 	@if [ -z "$(PY_OLDEST)" ]; then echo "note: no Python 3.10 here: skipping the oldest-Python run"; exit 0; fi; \
 	[ -x .venv-oldest/bin/python ] || $(PY_OLDEST) -m venv .venv-oldest; \
 	.venv-oldest/bin/pip install -q -e . pytest hypothesis && \
-	.venv-oldest/bin/python -m pytest -q -p no:cacheprovider tests/test_streamer.py tests/test_faults.py \
-		tests/test_reply_features.py tests/test_review_findings.py tests/test_pipe.py tests/test_public_api.py
+	.venv-oldest/bin/python -m pytest -q -p no:cacheprovider tests/core tests/test_public_api.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

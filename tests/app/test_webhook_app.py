@@ -7,7 +7,6 @@ import gzip
 import importlib.util
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +15,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from tests._paths import EXAMPLES, FIXTURES
 from yunhu_stream import Bot, Recipient
 from yunhu_stream.app import (
     BOT_KEY,
@@ -40,7 +40,7 @@ from yunhu_stream.events import (
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).parent / "fixtures"
+
 GROUP = Recipient.group("307149245")
 USER = Recipient.user("7756242")
 
@@ -874,7 +874,7 @@ class TestRegistration:
 
 
 def _load_example(name: str) -> Any:
-    path = Path(__file__).parent.parent / "examples" / name
+    path = EXAMPLES / name
     spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -6,13 +6,13 @@ import contextlib
 import copy
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests._paths import FIXTURES
 from yunhu_stream import Recipient
 from yunhu_stream.errors import YunhuError
 from yunhu_stream.events import (
@@ -28,7 +28,6 @@ from yunhu_stream.events import (
     parse_event,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.json"))
 
 

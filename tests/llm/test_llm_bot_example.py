@@ -6,7 +6,6 @@ import importlib.util
 import io
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -15,15 +14,16 @@ import anyio.to_thread
 import pytest
 from aiohttp import web
 
-import browser
-from browser import save_screenshot, wait_for_js
+from tests import _browser as browser
+from tests._browser import save_screenshot, wait_for_js
+from tests._paths import EXAMPLES
 from yunhu_stream.emulator import Emulator
 from yunhu_stream.fake_llm import FakeLLM, tokenize
 
 pytestmark = pytest.mark.anyio
 chromium_driver = browser.chromium_driver  # the fixture, made visible to this module
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "llm_bot.py"
+EXAMPLE = EXAMPLES / "llm_bot.py"
 
 
 @pytest.fixture(scope="module")

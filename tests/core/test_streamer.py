@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from _support import http_chunks, no_client_tasks
+from tests._support import http_chunks, no_client_tasks
 from yunhu_stream import Bot, MessageInfo, Recipient, StreamState, errors
 from yunhu_stream.emulator import Emulator
 

@@ -33,9 +33,10 @@ from typing import Any
 
 import pytest
 
+from tests._paths import ARTIFACTS
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 CHROMIUM_ARGS = (
     "--headless=new",

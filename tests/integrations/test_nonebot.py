@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from _frameworks import (
+from tests._paths import EXAMPLES
+from tests.integrations._frameworks import (
     BOT_ID,
     ReplyRoutingTests,
     Webhook,
@@ -47,7 +48,7 @@ pytestmark = pytest.mark.anyio
 require(("nonebot2", "nonebot-adapter-yunhu", "fastapi", "uvicorn", "httpx"),
         "pip install -e '.[nonebot]' 'nonebot2[fastapi,httpx]'")
 
-EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "nonebot_bot"
+EXAMPLE_DIR = EXAMPLES / "nonebot_bot"
 APP_ID = BOT_ID  # the adapter's name for the bot's id
 READY = "Uvicorn running on"
 

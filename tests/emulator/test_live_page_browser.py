@@ -13,8 +13,8 @@ from typing import Any
 import anyio.to_thread
 import pytest
 
-import browser
-from browser import save_screenshot, wait_for_js
+from tests import _browser as browser
+from tests._browser import save_screenshot, wait_for_js
 from yunhu_stream import Bot
 from yunhu_stream.emulator import Emulator
 

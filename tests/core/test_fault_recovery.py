@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 from structlog.testing import capture_logs
 
-from _support import no_client_tasks
+from tests._support import no_client_tasks
 from yunhu_stream import Bot, MessageInfo, errors
 from yunhu_stream.emulator import Emulator
 

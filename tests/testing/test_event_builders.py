@@ -6,12 +6,12 @@ import asyncio
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from tests._paths import FIXTURES
 from yunhu_stream import Bot, Recipient
 from yunhu_stream.app import BotApp
 from yunhu_stream.emulator import Emulator
@@ -34,7 +34,6 @@ from yunhu_stream.testing import (
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def fixture(name: str) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import anyio.to_thread
 import pytest
 from aiohttp import web
 
-import browser
-from browser import save_screenshot, wait_for_js
+from tests import _browser as browser
+from tests._browser import save_screenshot, wait_for_js
 from yunhu_stream.fake_llm import FakeLLM, tokenize
 from yunhu_stream.llm import openai_chat_deltas
 from yunhu_stream.sse import sse_response

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from _frameworks import (
+from tests._paths import EXAMPLES
+from tests.integrations._frameworks import (
     ReplyRoutingTests,
     Webhook,
     free_port,
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.anyio
 
 require(("ErisPulse", "ErisPulse-YunhuAdapter"), "pip install -e '.[erispulse]'")
 
-EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "erispulse_bot"
+EXAMPLE_DIR = EXAMPLES / "erispulse_bot"
 ACCOUNT = "default"
 READY = "PROBE: yunhu adapter started"
 
