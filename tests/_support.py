@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import yunhu_stream
 from yunhu_stream.emulator import StreamRecord
 
 
@@ -18,9 +20,26 @@ def http_chunks(record: StreamRecord) -> list[bytes]:
     return out
 
 
+_PACKAGE = Path(yunhu_stream.__file__).parent
+_SERVERS = (_PACKAGE / "emulator", _PACKAGE / "testing")
+
+
+def _is_client_task(task: asyncio.Task[object]) -> bool:
+    """A task running the library's client code (a stream's delivery, a body writer)."""
+    if task.get_name().startswith("yunhu-stream"):
+        return True
+    aiohttp_client = False
+    for frame in task.get_stack():
+        path = Path(frame.f_code.co_filename)
+        if path.name in ("client_reqrep.py", "client.py") and "aiohttp" in path.parts:
+            aiohttp_client = True
+        if path.is_relative_to(_PACKAGE) and not any(path.is_relative_to(s) for s in _SERVERS):
+            return True
+    return aiohttp_client
+
+
 def no_client_tasks() -> bool:
-    """No client-side task is left: only the test runner's and aiohttp servers' remain."""
+    """No client-side task is left: only the test runner's and the servers' may remain."""
     current = asyncio.current_task()
-    leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()
-                and not any(name in repr(t) for name in ("web_protocol", "_call_in_runner_task"))]
-    return not leftover
+    return not [t for t in asyncio.all_tasks()
+                if t is not current and not t.done() and _is_client_task(t)]

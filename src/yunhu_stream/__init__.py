@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
-from . import errors
-from ._client import DEFAULT_BASE_URL, Bot
+from . import errors  # first: it names the exception classes' public module
+from ._client import DEFAULT_BASE_URL, Bot, BotStatistics
+from ._lifecycle import LifecycleState
+from ._public import publish
 from ._streamer import PipeResult, Streamer, StreamState, StreamStatistics
 from ._types import MessageInfo, Recipient
 from ._version import __version__
@@ -20,6 +22,8 @@ from ._version import __version__
 __all__ = [
     "DEFAULT_BASE_URL",
     "Bot",
+    "BotStatistics",
+    "LifecycleState",
     "MessageInfo",
     "PipeResult",
     "Recipient",
@@ -29,3 +33,5 @@ __all__ = [
     "__version__",
     "errors",
 ]
+
+publish(globals(), __all__)

@@ -41,6 +41,8 @@ class TranscriptBuffer:
         self.unbounded = False  # set when text is delivered whole later (edit/send paths)
         self._reader: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
+        self._seen_size = 0  # len(data) when the reader last saw it grow ...
+        self._seen_at = 0.0  # ... and when (loop time): what idle_timeout counts from
 
     # -- writer side ---------------------------------------------------------------------
 
@@ -83,6 +85,28 @@ class TranscriptBuffer:
             return True
         done, _ = await asyncio.wait({self._reader}, timeout=timeout)
         return bool(done)
+
+    async def wait_for_write(self, idle: float | None, at_most: float | None = None) -> bool:
+        """Wait for a write or EOF, for at most ``at_most`` seconds.
+
+        Returns False, without waiting, once ``idle`` seconds have passed since the
+        reader last saw the transcript grow: the stream has gone idle and should end.
+        """
+        if idle is None:
+            await self.wait_for_data(at_most)
+            return True
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if len(self.data) != self._seen_size or not self._seen_at:
+            self._seen_size, self._seen_at = len(self.data), now
+        left = self._seen_at + idle - now
+        if left <= 0:
+            return False
+        if await self.wait_for_data(left if at_most is None else min(left, at_most)):
+            return True
+        return not (
+            len(self.data) == self._seen_size and loop.time() >= self._seen_at + idle
+        )
 
     def _freed(self) -> None:
         space = self._space

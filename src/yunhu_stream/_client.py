@@ -1,30 +1,25 @@
-"""``Bot``: owns the HTTP session, the rate limiters and the settings every stream shares."""
+"""``Bot``: the entry point; owns the transport, the rate limiters and the stream settings."""
 
 from __future__ import annotations
 
-import asyncio
-import math
 import os
-from collections import deque
-from types import TracebackType
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
-import structlog
 
-from . import errors
+from . import _validate as validate
+from ._api import Api
+from ._buffer import TranscriptBuffer
 from ._content import Buttons, check_at, check_buttons, check_text, content
-from ._http import (
-    TRANSPORT_EXCEPTIONS,
-    RateLimiter,
-    backoff_delay,
-    chainable,
-    message_info,
-    parse_envelope,
-    redact,
-    translate,
-)
+from ._delivery import Delivery, StreamSettings
+from ._exceptions import BotClosedError, ConfigurationError
+from ._lifecycle import Lifecycle
+from ._log import get_logger
+from ._ratelimit import Limits
+from ._retry import RetryPolicy
 from ._streamer import Streamer
+from ._transport import Transport, redact
 from ._types import (
     SEND_CONTENT_TYPES,
     STREAM_CONTENT_TYPES,
@@ -37,34 +32,18 @@ from ._types import (
 DEFAULT_BASE_URL = "https://chat-go.jwzhd.com/open-apis/v1"
 DEFAULT_MAX_BUFFER_BYTES = 256 * 1024
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("client")
 
 
-def _positive(name: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise errors.ConfigurationError(
-            f"{name} must be a positive number of seconds, not {value!r}"
-        )
-    return float(value)
+@dataclass(frozen=True, slots=True)
+class BotStatistics:
+    """What a Bot has in flight (see :attr:`Bot.stats`)."""
+
+    calls_in_flight: int  #: JSON calls (send, edit, …) waiting for their answer
+    streams_in_flight: int  #: send-stream requests open (each holds one connection)
 
 
-def _optional_positive(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    try:
-        return _positive(name, value)
-    except errors.ConfigurationError:
-        raise errors.ConfigurationError(
-            f"{name} must be a positive number or None, not {value!r}"
-        ) from None
-
-
-class Bot:
+class Bot(Lifecycle):
     """A YunHu bot: the entry point for streaming and sending messages.
 
     Use it as an async context manager (or call :meth:`aclose`)::
@@ -72,6 +51,9 @@ class Bot:
         async with Bot(token) as bot:
             async with bot.stream(to="user:7058262") as s:
                 await s.write("Hello")
+
+    A Bot may also be used without ``async with``: its HTTP session opens on the
+    first request. After :meth:`aclose` every call raises ``BotClosedError``.
 
     Args:
         token: The bot token. Defaults to ``$YUNHU_TOKEN``.
@@ -97,6 +79,8 @@ class Bot:
         ConfigurationError: no token, or an option out of range.
     """
 
+    _closed_error = BotClosedError
+
     def __init__(
         self,
         token: str | None = None,
@@ -115,152 +99,61 @@ class Bot:
     ) -> None:
         token = token if token is not None else os.environ.get("YUNHU_TOKEN")
         if not isinstance(token, str) or not token.strip():
-            raise errors.ConfigurationError(
+            raise ConfigurationError(
                 "no bot token: pass Bot(token=...) or set the YUNHU_TOKEN environment variable"
             )
-        self._token = token.strip()
         url = base_url or os.environ.get("YUNHU_BASE_URL") or DEFAULT_BASE_URL
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise errors.ConfigurationError(
+            raise ConfigurationError(
                 f"base_url must be an http:// or https:// URL, not {redact(str(url))!r}"
             )
-        self._base_url = url.rstrip("/")
-        self.connect_timeout = _positive("connect_timeout", connect_timeout)
-        self.response_timeout = _positive("response_timeout", response_timeout)
-        self.idle_timeout = _optional_positive("idle_timeout", idle_timeout)
-        self.edit_interval = _positive("edit_interval", edit_interval)
-        self.retry_max_wait = _positive("retry_max_wait", retry_max_wait)
-        self.max_buffer_bytes = _check_int("max_buffer_bytes", max_buffer_bytes, minimum=1)
-        self.retry_attempts = _check_int("retry_attempts", retry_attempts, minimum=1)
-        self.rate_limit = _optional_positive("rate_limit", rate_limit)
-        self.recover = bool(recover)
-        self._session = session
-        self._owns_session = session is None
-        self._limiters: dict[str, RateLimiter] = {}
-        # Ids of messages this Bot delivered: recovery must never mistake one of them
-        # for the partly streamed message it is looking for.
-        self._delivered: deque[str] = deque(maxlen=1024)
-        self._closed = False
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise validate.fail("session", "an aiohttp.ClientSession or None", session)
+        self.connect_timeout = validate.seconds("connect_timeout", connect_timeout)
+        self.response_timeout = validate.seconds("response_timeout", response_timeout)
+        self.idle_timeout = validate.optional_seconds("idle_timeout", idle_timeout)
+        self.edit_interval = validate.seconds("edit_interval", edit_interval)
+        self.retry_max_wait = validate.seconds("retry_max_wait", retry_max_wait)
+        self.max_buffer_bytes = validate.integer("max_buffer_bytes", max_buffer_bytes, minimum=1)
+        self.retry_attempts = validate.integer("retry_attempts", retry_attempts, minimum=1)
+        self.rate_limit = validate.positive_number("rate_limit", rate_limit, allow_none=True)
+        self.recover = validate.boolean("recover", recover)
+        self._transport = Transport(
+            token.strip(), url.rstrip("/"), session=session,
+            connect_timeout=self.connect_timeout, response_timeout=self.response_timeout,
+        )
+        self._api = Api(
+            self._transport, Limits(self.rate_limit),
+            RetryPolicy(self.retry_attempts, self.retry_max_wait), log,
+        )
+        self._settings = StreamSettings(
+            recover=self.recover, idle_timeout=self.idle_timeout,
+            edit_interval=self.edit_interval, response_timeout=self.response_timeout,
+        )
 
     def __repr__(self) -> str:
-        return f"Bot(base_url={self._base_url!r}, token='***')"
+        return f"Bot(base_url={self.base_url!r}, token='***')"
 
     @property
     def base_url(self) -> str:
         """The API root every endpoint is resolved against."""
-        return self._base_url
+        return self._transport.base_url
 
-    async def __aenter__(self) -> Bot:
-        self._get_session()
-        return self
+    @property
+    def stats(self) -> BotStatistics:
+        """A snapshot of what this Bot has in flight."""
+        t = self._transport
+        return BotStatistics(calls_in_flight=t.calls_in_flight,
+                             streams_in_flight=t.streams_in_flight)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    async def _open(self) -> None:
+        self._transport.session()
 
-    async def aclose(self) -> None:
-        """Close the HTTP session if the Bot created it. Idempotent."""
-        self._closed = True
-        if self._owns_session and self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+    async def _close(self) -> None:
+        await self._transport.aclose()
 
-    close = aclose
-
-    # -- plumbing shared with Streamer -------------------------------------------------
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise errors.StreamClosedError("this Bot has been closed")
-        if self._session is None:
-            # limit=0: aiohttp's default pool of 100 would silently hold back the
-            # 101st concurrent stream. No total timeout: a stream may be long.
-            connector = aiohttp.TCPConnector(limit=0)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None, connect=self.connect_timeout),
-            )
-        return self._session
-
-    def _url(self, endpoint: str) -> str:
-        return f"{self._base_url}/{endpoint}"
-
-    async def _throttle(self, endpoint: str) -> list[float] | None:
-        """Wait for the endpoint's rate limit; return the request's slot (see RateLimiter)."""
-        if self.rate_limit is None:
-            return None
-        limiter = self._limiters.get(endpoint)
-        if limiter is None:
-            limiter = self._limiters[endpoint] = RateLimiter(self.rate_limit)
-        return await limiter.acquire()
-
-    def _redact(self, text: str) -> str:
-        return redact(text, self._token)
-
-    async def _call(
-        self,
-        method: Literal["GET", "POST"],
-        endpoint: str,
-        *,
-        params: dict[str, str] | None = None,
-        json: dict[str, Any] | None = None,
-        idempotent: bool,
-    ) -> Any:
-        """One JSON API call with rate limiting, retries and error translation.
-
-        Retries (with full-jitter backoff) what cannot have taken effect: a refused
-        connection and a 1007 answer; for idempotent calls also 5xx and timeouts.
-        """
-        attempt, waited = 0, 0.0
-        while True:
-            try:
-                return await self._call_once(method, endpoint, params=params, json=json)
-            except errors.YunhuError as exc:
-                retryable = isinstance(exc, errors.RateLimitedError) or (
-                    isinstance(exc, errors.TransportError)
-                    and (idempotent or _not_sent(exc))
-                ) or (idempotent and isinstance(exc, errors.HTTPStatusError) and exc.status >= 500)
-                delay = backoff_delay(attempt, 0.2, 5.0)
-                if (
-                    not retryable
-                    or attempt + 1 >= self.retry_attempts
-                    or waited + delay > self.retry_max_wait
-                ):
-                    raise
-                log.info("request_retry", endpoint=endpoint, attempt=attempt + 1,
-                         delay_s=round(delay, 3), error=type(exc).__name__)
-                waited += delay
-                attempt += 1
-                await asyncio.sleep(delay)
-
-    async def _call_once(
-        self,
-        method: Literal["GET", "POST"],
-        endpoint: str,
-        *,
-        params: dict[str, str] | None,
-        json: dict[str, Any] | None,
-    ) -> Any:
-        await self._throttle(endpoint)
-        session = self._get_session()
-        query = {"token": self._token, **(params or {})}
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.connect_timeout, sock_read=self.response_timeout
-        )
-        try:
-            async with session.request(
-                method, self._url(endpoint), params=query, json=json,
-                allow_redirects=False, timeout=timeout,
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-        except TRANSPORT_EXCEPTIONS as exc:
-            raise translate(exc, endpoint, self._token) from chainable(exc, self._token)
-        return parse_envelope(status, body, endpoint, self._token)
+    close = Lifecycle.aclose
+    """Alias of :meth:`aclose`."""
 
     # -- public API --------------------------------------------------------------------
 
@@ -296,31 +189,32 @@ class Bot:
             max_buffer_bytes: Bound of unsent text; ``write()`` waits beyond it.
 
         Raises:
-            ValueError: for a bad ``to``, ``content_type``, ``buttons``, ``at`` or size.
+            ConfigurationError: for a bad ``to``, ``content_type``, ``buttons``, ``at``,
+                ``quote``, ``reply_to`` or size (a ``ValueError``).
+            BotClosedError: the Bot was closed.
         """
+        self._check_not_closed()
         recipient = Recipient.coerce(to)
         check_content_type(content_type, STREAM_CONTENT_TYPES)
-        if quote not in ("drop", "fallback"):
-            raise ValueError(f"quote must be 'drop' or 'fallback', not {quote!r}")
-        if reply_to is not None and (not isinstance(reply_to, str) or not reply_to):
-            raise ValueError(f"reply_to must be a message id string, not {reply_to!r}")
-        if max_message_bytes is not None:
-            _check_int("max_message_bytes", max_message_bytes, minimum=64)
-        return Streamer(
-            self,
-            recipient,
-            content_type=content_type,
-            buttons=check_buttons(buttons),
-            at=check_at(at),
-            reply_to=reply_to,
-            quote=quote,
-            max_message_bytes=max_message_bytes,
-            max_buffer_bytes=(
-                self.max_buffer_bytes
-                if max_buffer_bytes is None
-                else _check_int("max_buffer_bytes", max_buffer_bytes, minimum=1)
-            ),
+        validate.choice("quote", quote, ("drop", "fallback"))
+        validate.optional_identifier("reply_to", reply_to)
+        validate.optional_integer("max_message_bytes", max_message_bytes, minimum=64)
+        buffer_bytes = (
+            self.max_buffer_bytes
+            if max_buffer_bytes is None
+            else validate.integer("max_buffer_bytes", max_buffer_bytes, minimum=1)
         )
+        stream_log = log.bind(recv_id=recipient.id, recv_type=recipient.type)
+        if reply_to is not None and quote == "drop":
+            stream_log.debug("quote_dropped", reply_to=reply_to,
+                      reason="send-stream has no parentId; pass quote='fallback' to keep it")
+        buffer = TranscriptBuffer(buffer_bytes, max_message_bytes)
+        delivery = Delivery(
+            self._api, self._settings, recipient, content_type, buffer, stream_log,
+            buttons=check_buttons(buttons), at=check_at(at),
+            reply_to=reply_to if quote == "fallback" else None,
+        )
+        return Streamer(recipient, content_type, buffer, delivery, stream_log)
 
     async def send(
         self,
@@ -346,27 +240,17 @@ class Bot:
             The created message, with ``delivery="send"``.
 
         Raises:
-            ValueError/TypeError: bad arguments. APIError, TransportError, …: see errors.
+            ConfigurationError: a bad argument (``TypeError`` for text that is not a str).
+            APIError, TransportError, …: the request failed (see ``errors``).
         """
         recipient = Recipient.coerce(to)
         check_text(text)
         if not text:
-            raise ValueError("text must not be empty (YunHu rejects empty messages)")
+            raise ConfigurationError("text must not be empty (YunHu rejects empty messages)")
         check_content_type(content_type, SEND_CONTENT_TYPES)
-        if parent_id is not None and (not isinstance(parent_id, str) or not parent_id):
-            raise ValueError(f"parent_id must be a message id string, not {parent_id!r}")
-        payload: dict[str, Any] = {
-            "recvId": recipient.id,
-            "recvType": recipient.type,
-            "contentType": content_type,
-            "content": content(text, check_buttons(buttons), check_at(at)),
-        }
-        if parent_id:
-            payload["parentId"] = parent_id
-        data = await self._call("POST", "bot/send", json=payload, idempotent=False)
-        info = message_info(data, "bot/send", "send")
-        self._delivered.append(info.msg_id)
-        return info
+        validate.optional_identifier("parent_id", parent_id)
+        body = content(text, check_buttons(buttons), check_at(at))
+        return await self._api.send(recipient, content_type, body, parent_id=parent_id)
 
     async def edit(
         self,
@@ -384,54 +268,22 @@ class Bot:
         """
         recipient = Recipient.coerce(to)
         check_text(text)
-        if not isinstance(msg_id, str) or not msg_id:
-            raise ValueError(f"msg_id must be a non-empty string, not {msg_id!r}")
+        validate.identifier("msg_id", msg_id)
         check_content_type(content_type, SEND_CONTENT_TYPES)
-        payload = {
-            "msgId": msg_id,
-            "recvId": recipient.id,
-            "recvType": recipient.type,
-            "contentType": content_type,
-            "content": content(text, check_buttons(buttons), check_at(at)),
-        }
-        await self._call("POST", "bot/edit", json=payload, idempotent=True)
+        body = content(text, check_buttons(buttons), check_at(at))
+        await self._api.edit(msg_id, recipient, content_type, body)
 
     async def recall(self, msg_id: str, to: Target) -> None:
         """Recall (delete) a message the bot sent."""
         recipient = Recipient.coerce(to)
-        if not isinstance(msg_id, str) or not msg_id:
-            raise ValueError(f"msg_id must be a non-empty string, not {msg_id!r}")
-        payload = {"msgId": msg_id, "chatId": recipient.id, "chatType": recipient.type}
-        await self._call("POST", "bot/recall", json=payload, idempotent=True)
+        validate.identifier("msg_id", msg_id)
+        await self._api.recall(msg_id, recipient)
 
     async def messages(
         self, to: Target, *, before: int = 20, message_id: str | None = None
     ) -> list[dict[str, Any]]:
         """The chat's recent messages from ``bot/messages``, as YunHu returns them."""
         recipient = Recipient.coerce(to)
-        _check_int("before", before, minimum=1)
-        params = {"chat-id": recipient.id, "chat-type": recipient.type, "before": str(before)}
-        if message_id:
-            params["message-id"] = message_id
-        data = await self._call("GET", "bot/messages", params=params, idempotent=True)
-        items = data.get("list") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise errors.InvalidResponseError(
-                status=200, body=str(data)[:300], endpoint="bot/messages"
-            )
-        return [item for item in items if isinstance(item, dict)]
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise errors.ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return value
-
-
-def _not_sent(exc: errors.TransportError) -> bool:
-    """True when the request cannot have reached the server (the connection failed)."""
-    cause = exc.__cause__
-    return isinstance(exc, errors.ConnectTimeoutError) or isinstance(
-        cause, (aiohttp.ClientConnectorError, ConnectionRefusedError)
-    )
-
+        validate.integer("before", before, minimum=1)
+        validate.optional_identifier("message_id", message_id)
+        return await self._api.messages(recipient, before=before, message_id=message_id)

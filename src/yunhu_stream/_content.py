@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._exceptions import ConfigurationError
+
 Buttons = Sequence[Sequence[Mapping[str, Any]]]
 """Rows of buttons: ``[[{"text": "Docs", "actionType": 1, "url": "https://…"}], …]``."""
 
@@ -15,35 +17,37 @@ def check_buttons(buttons: object) -> list[list[dict[str, Any]]] | None:
     """Validate ``buttons`` and return a JSON-ready copy (``None`` stays ``None``).
 
     Raises:
-        ValueError: naming the button and what is wrong with it.
+        ConfigurationError: naming the button and what is wrong with it.
     """
     if buttons is None:
         return None
     if isinstance(buttons, (str, bytes, Mapping)) or not isinstance(buttons, Sequence):
-        raise ValueError(
+        raise ConfigurationError(
             "buttons must be a list of rows, each a list of button dicts, "
             f"not {type(buttons).__name__}"
         )
     rows: list[list[dict[str, Any]]] = []
     for r, row in enumerate(buttons):
         if isinstance(row, (str, bytes, Mapping)) or not isinstance(row, Sequence):
-            raise ValueError(f"buttons[{r}] must be a list of button dicts")
+            raise ConfigurationError(f"buttons[{r}] must be a list of button dicts")
         out: list[dict[str, Any]] = []
         for c, button in enumerate(row):
             where = f"buttons[{r}][{c}]"
             if not isinstance(button, Mapping):
-                raise ValueError(f"{where} must be a dict with 'text' and 'actionType'")
+                raise ConfigurationError(f"{where} must be a dict with 'text' and 'actionType'")
             text, action = button.get("text"), button.get("actionType")
             if not isinstance(text, str) or not text:
-                raise ValueError(f"{where}['text'] must be a non-empty string")
+                raise ConfigurationError(f"{where}['text'] must be a non-empty string")
             if action not in _ACTIONS or isinstance(action, bool):
-                raise ValueError(
+                raise ConfigurationError(
                     f"{where}['actionType'] must be 1 (open url), 2 (copy value) "
                     f"or 3 (report value), not {action!r}"
                 )
             needed = _ACTIONS[action]
             if not isinstance(button.get(needed), str):
-                raise ValueError(f"{where} with actionType {action} needs a string {needed!r}")
+                raise ConfigurationError(
+                    f"{where} with actionType {action} needs a string {needed!r}"
+                )
             out.append(dict(button))
         rows.append(out)
     return rows
@@ -53,14 +57,14 @@ def check_at(at: object) -> list[str] | None:
     """Validate a list of mentioned user ids (``None`` stays ``None``).
 
     Raises:
-        ValueError: when ``at`` is not a list of non-empty strings.
+        ConfigurationError: when ``at`` is not a list of non-empty strings.
     """
     if at is None:
         return None
     if isinstance(at, (str, bytes)) or not isinstance(at, Sequence):
-        raise ValueError(f"at must be a list of user id strings, not {type(at).__name__}")
+        raise ConfigurationError(f"at must be a list of user id strings, not {type(at).__name__}")
     if not all(isinstance(u, str) and u for u in at):
-        raise ValueError("at must be a list of non-empty user id strings")
+        raise ConfigurationError("at must be a list of non-empty user id strings")
     return list(at)
 
 
@@ -69,14 +73,14 @@ def check_text(text: object, name: str = "text") -> str:
 
     Raises:
         TypeError: not a str.
-        ValueError: it holds lone surrogates, which UTF-8 cannot carry.
+        ConfigurationError: it holds lone surrogates, which UTF-8 cannot carry.
     """
     if not isinstance(text, str):
         raise TypeError(f"{name} must be str, not {type(text).__name__}")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(
+        raise ConfigurationError(
             f"{name} cannot be encoded as UTF-8 (lone surrogate at index {exc.start})"
         ) from None
     return text

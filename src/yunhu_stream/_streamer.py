@@ -8,20 +8,13 @@ import warnings
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
-import structlog
-
-from . import errors
 from ._buffer import TranscriptBuffer
 from ._content import check_text
-from ._delivery import Delivery
+from ._exceptions import ConfigurationError, StreamClosedError, WouldBlockError, YunhuError
+from ._log import Logger
 from ._types import MessageInfo, Recipient
-
-if TYPE_CHECKING:
-    from ._client import Bot
-
-log = structlog.get_logger("yunhu_stream")
 
 
 class StreamState(enum.Enum):
@@ -48,6 +41,25 @@ class StreamStatistics:
     messages: int  #: messages delivered so far
 
 
+class StreamDelivery(Protocol):
+    """What carries a Streamer's text to its destination, as one background task.
+
+    The YunHu ``Delivery`` is one; another destination (a WebSocket chat) provides
+    its own. It reads the Streamer's :class:`TranscriptBuffer` and never raises
+    from :meth:`run`: a failure is stored in :attr:`error` for the Streamer.
+    """
+
+    messages: list[MessageInfo]  #: delivered so far, in order
+    error: YunhuError | None  #: the failure that ended the stream, if any
+    error_traceback: Any  #: its traceback, re-raised as is
+    bytes_sent: int
+    chunks_sent: int
+    attempts: int
+
+    async def run(self) -> None:
+        """Deliver everything written until EOF (or store the error)."""
+
+
 @dataclass(frozen=True)
 class PipeResult:
     """What :meth:`Streamer.pipe` wrote."""
@@ -60,35 +72,32 @@ class Streamer:
     """One message streamed into a chat as it is written.
 
     Created by :meth:`Bot.stream`; use it with ``async with``. Nothing is sent
-    until the first non-empty :meth:`write`; the first write starts one chunked
-    ``bot/send-stream`` request that carries every later write as it comes.
+    until the first non-empty :meth:`write`; the first write starts the delivery
+    task (for YunHu, one chunked ``bot/send-stream`` request) that carries every
+    later write as it comes.
+
+    Args:
+        recipient: Where the message goes.
+        content_type: The message's content type.
+        buffer: The transcript buffer the delivery reads.
+        delivery: The background work that carries the text (see
+            :class:`StreamDelivery`).
+        log: The logger for this stream's events.
     """
 
     def __init__(
         self,
-        bot: Bot,
         recipient: Recipient,
-        *,
         content_type: str,
-        buttons: list[list[dict[str, Any]]] | None,
-        at: list[str] | None,
-        reply_to: str | None,
-        quote: Literal["drop", "fallback"],
-        max_message_bytes: int | None,
-        max_buffer_bytes: int,
+        buffer: TranscriptBuffer,
+        delivery: StreamDelivery,
+        log: Logger,
     ) -> None:
-        self._bot = bot
         self.recipient = recipient
         self.content_type = content_type
-        self._buffer = TranscriptBuffer(max_buffer_bytes, max_message_bytes)
-        self._log = log.bind(recv_id=recipient.id, recv_type=recipient.type)
-        self._delivery = Delivery(
-            bot, recipient, content_type, self._buffer, self._log,
-            buttons=buttons, at=at, reply_to=reply_to if quote == "fallback" else None,
-        )
-        if reply_to is not None and quote == "drop":
-            self._log.info("quote_dropped", reply_to=reply_to,
-                           reason="send-stream has no parentId; pass quote='fallback' to keep it")
+        self._buffer = buffer
+        self._log = log
+        self._delivery = delivery
         self._state = StreamState.IDLE
         self._task: asyncio.Task[None] | None = None
         self._writes = 0
@@ -147,7 +156,7 @@ class Streamer:
     def _encode(self, text: object) -> bytes:
         if self._state in (StreamState.CLOSED, StreamState.ABORTED, StreamState.CLOSING):
             reason = "closed after idle_timeout" if self._closed_by_idle else self._state.value
-            raise errors.StreamClosedError(f"cannot write to a stream that is {reason}")
+            raise StreamClosedError(f"cannot write to a stream that is {reason}")
         if not isinstance(text, str):
             raise TypeError(f"write() takes str, not {type(text).__name__}")
         try:
@@ -162,7 +171,7 @@ class Streamer:
         self._raise_stored()
         if self._buffer.eof and self._state is StreamState.OPEN:
             self._closed_by_idle = True
-            raise errors.StreamClosedError("cannot write: the stream was closed after idle_timeout")
+            raise StreamClosedError("cannot write: the stream was closed after idle_timeout")
 
     def _accept(self, data: bytes) -> None:
         self._buffer.append(data)
@@ -217,7 +226,7 @@ class Streamer:
         if not data:
             return
         if not self._buffer.has_room(len(data)):
-            raise errors.WouldBlockError(
+            raise WouldBlockError(
                 f"the stream's buffer is full ({self._buffer.pending} of "
                 f"{self._buffer.max_pending} bytes unsent); use 'await write()' to wait"
             )
@@ -245,7 +254,7 @@ class Streamer:
         if not isinstance(source, AsyncIterable):
             raise TypeError(f"pipe() takes an async iterable of str, not {type(source).__name__}")
         if on_error not in ("close", "abort"):
-            raise ValueError(f"on_error must be 'close' or 'abort', not {on_error!r}")
+            raise ConfigurationError(f"on_error must be 'close' or 'abort', not {on_error!r}")
         writes = chars = 0
         iterator = aiter(source)
         while True:
@@ -256,7 +265,7 @@ class Streamer:
             except Exception as source_error:
                 try:
                     await (self.close() if on_error == "close" else self.abort())
-                except errors.YunhuError as end_error:
+                except YunhuError as end_error:
                     # Still the source's error, but say the message did not land either
                     # (end_error carries the transcript).
                     raise source_error from end_error
@@ -294,7 +303,7 @@ class Streamer:
             await asyncio.shield(task)
         except asyncio.CancelledError:
             if task.cancelled():  # the shield held, so another task aborted the stream
-                raise errors.StreamClosedError(
+                raise StreamClosedError(
                     "the stream was aborted (by another task) while closing", text=self.text
                 ) from None
             self._state = StreamState.ABORTED  # this caller was cancelled: abandon it
@@ -326,7 +335,7 @@ class Streamer:
         self._buffer.eof = True
         self._buffer.wake_all()
         if self._task is not None:
-            self._log.info("stream_aborted", bytes=len(self._buffer.data))
+            self._log.debug("stream_aborted", bytes=len(self._buffer.data))
 
     async def _cancel_task(self) -> None:
         task = self._task
@@ -336,7 +345,7 @@ class Streamer:
 
     async def __aenter__(self) -> Streamer:
         if self._state is not StreamState.IDLE:
-            raise errors.StreamClosedError("a Streamer can be entered only once")
+            raise StreamClosedError("a Streamer can be entered only once")
         return self
 
     async def __aexit__(

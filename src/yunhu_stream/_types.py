@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ._exceptions import ConfigurationError
+
 RecvType = Literal["user", "group"]
 StreamContentType = Literal["text", "markdown"]
 SendContentType = Literal["text", "markdown", "html"]
@@ -40,9 +42,9 @@ class Recipient:
 
     def __post_init__(self) -> None:
         if self.type not in ("user", "group"):
-            raise ValueError(f"recipient type must be 'user' or 'group', not {self.type!r}")
+            raise ConfigurationError(f"recipient type must be 'user' or 'group', not {self.type!r}")
         if not isinstance(self.id, str) or not self.id or self.id.strip() != self.id:
-            raise ValueError(
+            raise ConfigurationError(
                 f"recipient id must be a non-empty string without surrounding spaces, "
                 f"not {self.id!r}"
             )
@@ -62,11 +64,13 @@ class Recipient:
         """Parse ``"user:ID"`` or ``"group:ID"``.
 
         Raises:
-            ValueError: for any other form.
+            ConfigurationError: for any other form.
         """
         kind, sep, ident = value.partition(":")
         if not sep or kind not in ("user", "group") or not ident:
-            raise ValueError(f"cannot use {value!r} as a recipient; accepted: {_ACCEPTED_TO}")
+            raise ConfigurationError(
+                f"cannot use {value!r} as a recipient; accepted: {_ACCEPTED_TO}"
+            )
         return cls(kind, ident)  # type: ignore[arg-type]  # kind checked just above
 
     @classmethod
@@ -74,7 +78,7 @@ class Recipient:
         """Turn any accepted ``to=`` value into a Recipient.
 
         Raises:
-            ValueError: naming the accepted forms, for anything else.
+            ConfigurationError: naming the accepted forms, for anything else.
         """
         if isinstance(to, Recipient):
             return to
@@ -84,7 +88,7 @@ class Recipient:
             recipient = to.reply_recipient
             if isinstance(recipient, Recipient):
                 return recipient
-        raise ValueError(f"cannot use {to!r} as a recipient; accepted: {_ACCEPTED_TO}")
+        raise ConfigurationError(f"cannot use {to!r} as a recipient; accepted: {_ACCEPTED_TO}")
 
     def __str__(self) -> str:
         return f"{self.type}:{self.id}"
@@ -141,9 +145,9 @@ class MessageInfo:
 
 
 def check_content_type(value: object, accepted: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``accepted``, else raise ValueError naming them."""
+    """Return ``value`` if it is one of ``accepted``, else raise ConfigurationError naming them."""
     if not isinstance(value, str) or value not in accepted:
-        raise ValueError(
+        raise ConfigurationError(
             f"content_type must be one of {', '.join(map(repr, accepted))}, not {value!r}"
         )
     return value

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ._exceptions import ConfigurationError
+
 __all__ = ["ZWSP", "Mentions", "mention", "strip_mentions"]
 
 ZWSP = "\u200b"
@@ -89,11 +91,13 @@ def mention(name: str, user_id: str | int) -> Mentions:
     if not isinstance(name, str):
         raise TypeError(f"mention name must be str, not {type(name).__name__}")
     if not name.strip():
-        raise ValueError("mention name must not be empty")
+        raise ConfigurationError("mention name must not be empty")
     if name.startswith("@"):
-        raise ValueError(f"mention name {name!r} must not start with '@' (it is added for you)")
+        raise ConfigurationError(
+            f"mention name {name!r} must not start with '@' (it is added for you)"
+        )
     if ZWSP in name or "\n" in name or "\r" in name:
-        raise ValueError(f"mention name {name!r} must not hold a line break or U+200B")
+        raise ConfigurationError(f"mention name {name!r} must not hold a line break or U+200B")
     if isinstance(user_id, int) and not isinstance(user_id, bool):
         user_id = str(user_id)
     return Mentions(f"@{name}{ZWSP}", (_check_user_id(user_id),))
@@ -117,7 +121,9 @@ def _check_user_id(user_id: object) -> str:
     if not isinstance(user_id, str):
         raise TypeError(f"user id must be str or int, not {type(user_id).__name__}")
     if not user_id or any(ch.isspace() for ch in user_id) or ZWSP in user_id:
-        raise ValueError(f"user id must be a non-empty string without spaces, not {user_id!r}")
+        raise ConfigurationError(
+            f"user id must be a non-empty string without spaces, not {user_id!r}"
+        )
     return user_id
 
 

@@ -26,7 +26,7 @@ from yunhu_stream.app import (
     setup,
 )
 from yunhu_stream.emulator import Emulator, StoredMessage
-from yunhu_stream.errors import ConfigurationError, StreamClosedError
+from yunhu_stream.errors import BotClosedError, ConfigurationError
 from yunhu_stream.events import (
     ButtonReportEvent,
     Event,
@@ -465,7 +465,7 @@ class TestShutdown:
         app, _ = await start_app(echo)
         bot = app.bot
         await app.stop()
-        with pytest.raises(StreamClosedError):
+        with pytest.raises(BotClosedError):
             await bot.send(GROUP, "too late")
 
     async def test_stop_is_idempotent_and_an_app_serves_once(self, start_app: StartApp) -> None:
@@ -829,9 +829,9 @@ class TestRegistration:
     @pytest.mark.parametrize(
         ("kwargs", "match"),
         [
-            ({"max_body_bytes": 10}, "max_body_bytes must be at least 1024"),
+            ({"max_body_bytes": 10}, "max_body_bytes must be an integer >= 1024"),
             ({"max_body_bytes": 1.5}, "max_body_bytes must be an int"),
-            ({"dedup_size": -1}, "dedup_size must be an int >= 0"),
+            ({"dedup_size": -1}, "dedup_size must be an integer >= 0"),
             ({"shutdown_timeout": -1}, "shutdown_timeout must be"),
             ({"shutdown_timeout": float("nan")}, "shutdown_timeout must be"),
         ],

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from yunhu_stream._cli_demo import SAMPLE_ANSWER, tokenize
-from yunhu_stream._cli_input import PARTIAL_FLUSH_CHARS, InvalidInputError, LineCutter
+from yunhu_stream.cli._demo import SAMPLE_ANSWER, tokenize
+from yunhu_stream.cli._input import PARTIAL_FLUSH_CHARS, InvalidInputError, LineCutter
 from yunhu_stream.emulator import Emulator, StreamRecord
 
 pytestmark = pytest.mark.anyio

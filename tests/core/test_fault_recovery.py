@@ -19,7 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests._support import no_client_tasks
-from yunhu_stream import Bot, MessageInfo, errors
+from yunhu_stream import Bot, BotStatistics, MessageInfo, Streamer, errors
 from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -61,12 +61,10 @@ CASES = [
 ]
 
 
-def settle_check(bot: Bot, s: object) -> None:
-    """The stream's task has finished and the Bot holds no connection."""
-    task = s._task  # type: ignore[attr-defined]
-    assert task is None or task.done()
-    connector = bot._get_session().connector
-    assert connector is not None and not connector._acquired
+def settle_check(bot: Bot, s: Streamer) -> None:
+    """The stream's task has finished and the Bot has no request in flight."""
+    assert no_client_tasks(), s
+    assert bot.stats == BotStatistics(calls_in_flight=0, streams_in_flight=0)
 
 
 async def write_all(s: object, delay: bool = True) -> None:
@@ -330,7 +328,6 @@ class TestSoak:
                 emu.faults.clear()
             for chat_id, text in transcripts.items():
                 assert [m.text for m in emu.chat("group", chat_id)] == [text], chat_id
-            connector = bot._get_session().connector
-            assert connector is not None and not connector._acquired
+            assert bot.stats == BotStatistics(calls_in_flight=0, streams_in_flight=0)
         assert no_client_tasks()
 

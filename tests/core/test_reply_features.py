@@ -78,7 +78,7 @@ class TestQuote:
 
     async def test_bad_quote_option(self, bot: Bot) -> None:
         """quote takes 'drop' or 'fallback' only."""
-        with pytest.raises(ValueError, match="'drop' or 'fallback'"):
+        with pytest.raises(ValueError, match="'drop', 'fallback'"):
             bot.stream(to="group:1", reply_to="m", quote="always")  # type: ignore[arg-type]
 
 

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from tests._support import http_chunks, no_client_tasks
-from yunhu_stream import Bot, MessageInfo, Recipient, StreamState, errors
+from yunhu_stream import Bot, BotStatistics, MessageInfo, Recipient, StreamState, errors
+from yunhu_stream._transport import Transport
 from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -357,10 +358,7 @@ class TestClosing:
         await record.wait_done()
         assert record.aborted
         assert no_client_tasks()
-        connector = bot._get_session().connector
-        assert connector is not None
-        assert not any(connector._conns.values())  # nothing kept for reuse mid-body
-        assert not connector._acquired
+        assert bot.stats == BotStatistics(calls_in_flight=0, streams_in_flight=0)
 
     async def test_cancel_while_closing_aborts(self, bot: Bot, emulator: Emulator) -> None:
         """(7) Cancelling close() while it waits for the answer aborts, never swallowing it."""
@@ -375,9 +373,8 @@ class TestClosing:
             await closing
         assert s.state is StreamState.ABORTED
         # The emulator's own never-answering handler still waits, so check the client side.
-        assert s._task is not None and s._task.done()
-        connector = bot._get_session().connector
-        assert connector is not None and not connector._acquired
+        assert no_client_tasks()
+        assert bot.stats == BotStatistics(calls_in_flight=0, streams_in_flight=0)
 
     async def test_write_after_close_raises_closed(self, bot: Bot) -> None:
         """(8) write() and write_nowait() after close raise StreamClosedError."""
@@ -479,7 +476,7 @@ class TestSecrets:
 
     def test_redaction_of_urls(self) -> None:
         """(10) redact() hides any token= value."""
-        from yunhu_stream._http import redact
+        from yunhu_stream._transport import redact
 
         assert redact("http://h/x?token=abc&recvId=1") == "http://h/x?token=***&recvId=1"
 
@@ -548,10 +545,13 @@ class TestManyStreams:
 
     async def test_no_total_timeout_but_bounded_connect_and_response(self) -> None:
         """(12) The session has no total timeout; connect and response waits are bounded."""
-        async with Bot("t", connect_timeout=3, response_timeout=7) as b:
-            timeout = b._get_session().timeout
+        transport = Transport("t", "http://127.0.0.1:9", session=None,
+                              connect_timeout=3, response_timeout=7)
+        try:
+            timeout = transport.session().timeout
             assert timeout.total is None and timeout.connect == 3
-            assert b.response_timeout == 7
+        finally:
+            await transport.aclose()
 
     async def test_response_timeout_after_body(self, emulator: Emulator) -> None:
         """(12) A server that never answers after the body ends hits response_timeout."""

@@ -889,9 +889,9 @@ class TestRateLimitMode:
         self, session: aiohttp.ClientSession
     ) -> None:
         """With rate_limit=2 a third request in one second gets 1007; endpoints count apart."""
-        async with Emulator(rate_limit=2) as emu:
-            # The window is one second of this clock; freeze it so the test cannot race it.
-            emu._core.clock = lambda: 1000.0
+        # The window is one second of this clock; freeze it so the test cannot race it.
+        now = [1000.0]
+        async with Emulator(rate_limit=2, clock=lambda: now[0]) as emu:
             codes = [(await one_shot(session, emu, f"m{i}"))["code"] for i in range(3)]
             assert codes == [1, 1, 1007]
             sent = await post_json(
@@ -907,21 +907,21 @@ class TestRateLimitMode:
             )
             assert sent["code"] == 1
             assert emu.rate_limited == 1
-            emu._core.clock = lambda: 1001.5
+            now[0] = 1001.5
             assert (await one_shot(session, emu, "later"))["code"] == 1
 
-    async def test_off_by_default(self, emu: Emulator, session: aiohttp.ClientSession) -> None:
+    async def test_off_by_default(self, session: aiohttp.ClientSession) -> None:
         """Without rate_limit, a burst well over 10 requests in a second all succeed."""
-        emu._core.clock = lambda: 1000.0
         payload = {
             "recvId": "1",
             "recvType": "user",
             "contentType": "text",
             "content": {"text": "x"},
         }
-        answers = await asyncio.gather(
-            *(post_json(session, emu, "send", payload) for _ in range(25))
-        )
+        async with Emulator(clock=lambda: 1000.0) as emu:
+            answers = await asyncio.gather(
+                *(post_json(session, emu, "send", payload) for _ in range(25))
+            )
         assert {a["code"] for a in answers} == {1}
         assert emu.rate_limited == 0
 

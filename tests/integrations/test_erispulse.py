@@ -52,6 +52,13 @@ READY = "PROBE: yunhu adapter started"
 # -- the ErisPulse project the tests run -----------------------------------------------
 
 MAIN = """
+import logging
+import sys
+
+# The application asks to see the library's events (it is silent otherwise).
+_handler = logging.StreamHandler(sys.stdout)
+logging.getLogger("yunhu_stream").addHandler(_handler)
+logging.getLogger("yunhu_stream").setLevel(logging.DEBUG)
 import asyncio
 
 from ErisPulse import sdk
@@ -64,7 +71,7 @@ from yunhu_stream.integrations.erispulse import stream
 
 try:
     stream(to="group:1")
-except errors.StreamClosedError as exc:
+except errors.BotClosedError as exc:
     print("after shutdown:", type(exc).__name__, flush=True)
 else:
     print("after shutdown: still open", flush=True)
@@ -254,7 +261,7 @@ class TestMisuse:
         group = new_id()
         await webhook(message_body("misuse", chat_id=group))
         problems = (await reply_text(emu, "group", group)).split("\n")
-        assert problems[0].startswith("ValueError: cannot use 'channel:1' as a recipient")
+        assert problems[0].startswith("ConfigurationError: cannot use 'channel:1' as a recipient")
         assert problems[1] == problems[2] == (
             "TypeError: stream() needs exactly one of: an event to reply to, or to="
         )
@@ -282,7 +289,7 @@ class TestLifecycle:
         assert bot.proc.returncode == 0, bot.output
         assert "integration_bots_closed" in bot.output
         assert "erispulse_module_unloaded" in bot.output
-        assert "after shutdown: StreamClosedError" in bot.output
+        assert "after shutdown: BotClosedError" in bot.output
         assert emu.token not in bot.output  # the token never reaches a log line
 
 

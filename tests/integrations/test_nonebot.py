@@ -56,6 +56,13 @@ READY = "Uvicorn running on"
 # -- the NoneBot program the tests run -------------------------------------------------
 
 TEST_BOT = """
+import logging
+import sys
+
+# The application asks to see the library's events (it is silent otherwise).
+_handler = logging.StreamHandler(sys.stdout)
+logging.getLogger("yunhu_stream").addHandler(_handler)
+logging.getLogger("yunhu_stream").setLevel(logging.DEBUG)
 from pathlib import Path
 
 import nonebot
@@ -77,7 +84,7 @@ async def _after_plugin_shutdown():
     for bot in nonebot.get_bots().values():
         try:
             get_stream_bot(bot)
-        except errors.StreamClosedError as exc:
+        except errors.BotClosedError as exc:
             print("after shutdown:", type(exc).__name__, flush=True)
         else:
             print("after shutdown: still open", flush=True)
@@ -261,7 +268,7 @@ class TestMisuse:
         group = new_id()
         await webhook(message_body("misuse", chat_id=group))
         problems = (await reply_text(emu, "group", group)).split("\n")
-        assert problems[0].startswith("ValueError: cannot use 'channel:1' as a recipient")
+        assert problems[0].startswith("ConfigurationError: cannot use 'channel:1' as a recipient")
         assert "'group:ID'" in problems[0]
         assert problems[1] == problems[2] == (
             "TypeError: stream() needs exactly one of: an event to reply to, or to="
@@ -285,7 +292,7 @@ class TestLifespan:
         assert bot.proc.returncode in (0, -signal.SIGTERM), bot.output
         assert "integration_bots_closed" in bot.output
         assert "nonebot_plugin_stopped" in bot.output
-        assert "after shutdown: StreamClosedError" in bot.output
+        assert "after shutdown: BotClosedError" in bot.output
         assert emu.token not in bot.output  # the token never reaches a log line
 
 
@@ -303,15 +310,15 @@ class TestBotPool:
     """The per-token Bot holder both integrations use (no framework needed)."""
 
     async def test_refuses_streams_before_open_and_after_close(self) -> None:
-        """A closed pool raises StreamClosedError saying the framework is not running."""
+        """A closed pool raises BotClosedError saying the framework is not running."""
         pool = BotPool("test-owner")
-        with pytest.raises(errors.StreamClosedError, match="test-owner is not running"):
+        with pytest.raises(errors.BotClosedError, match="test-owner is not running"):
             pool.get("token")
         await pool.open({})
         pool.get("token")
         await pool.aclose()
         await pool.aclose()  # idempotent
-        with pytest.raises(errors.StreamClosedError):
+        with pytest.raises(errors.BotClosedError):
             pool.get("token")
 
     async def test_open_checks_options_before_any_message(self) -> None:
@@ -321,7 +328,7 @@ class TestBotPool:
             await pool.open({"base_url": "ftp://example.com"})
         with pytest.raises(errors.ConfigurationError, match="response_timeout"):
             await pool.open({"response_timeout": 0})
-        with pytest.raises(errors.StreamClosedError):
+        with pytest.raises(errors.BotClosedError):
             pool.get("token")
 
     async def test_one_bot_per_token_all_closed_together(self, emulator: Emulator) -> None:
@@ -339,7 +346,7 @@ class TestBotPool:
         assert emulator.chat("group", "1")[-1].text == "hi"
         await pool.aclose()
         assert len(pool) == 0
-        with pytest.raises(errors.StreamClosedError):  # the Bot itself is closed too
+        with pytest.raises(errors.BotClosedError):  # the Bot itself is closed too
             await bot.send("group:2", "too late")
         assert emulator.chat("group", "2") == []
         await pool.open({"base_url": emulator.base_url})  # a framework may start again

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yunhu_stream._sse_parse import SSEEvent, SSEParseError, SSEParser
+from yunhu_stream.sse import SSEEvent, SSEParseError, SSEParser
 
 
 def parse(*chunks: bytes) -> tuple[list[SSEEvent], SSEParser]:

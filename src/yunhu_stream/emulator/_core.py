@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .._log import get_logger
 from ._faults import NON_JSON_BODY, Fault, Faults
 from ._store import Changes, ChatStore, Chunk, StreamRecord
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("emulator")
 
 
 @dataclass(frozen=True, slots=True)

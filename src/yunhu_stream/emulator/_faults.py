@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .._exceptions import ConfigurationError
 from ._store import DEFAULT_WAIT, Changes
 
 Endpoint = Literal["send-stream", "send", "edit", "recall", "messages"]
@@ -85,7 +86,9 @@ def _times(value: int | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"times must be a positive int or None (every request), not {value!r}")
+        raise ConfigurationError(
+            f"times must be a positive int or None (every request), not {value!r}"
+        )
     return value
 
 
@@ -95,7 +98,7 @@ def _endpoints(value: str | Iterable[str]) -> frozenset[str]:
         return frozenset(ENDPOINTS)
     bad = [n for n in names if n not in ENDPOINTS]
     if bad or not names:
-        raise ValueError(
+        raise ConfigurationError(
             f"endpoint must be one of {', '.join(ENDPOINTS)}, '*' or an iterable of them, "
             f"not {value!r}"
         )
@@ -104,7 +107,7 @@ def _endpoints(value: str | Iterable[str]) -> frozenset[str]:
 
 def _when(value: str) -> When:
     if value not in WHENS:
-        raise ValueError(f"when must be 'before_body' or 'after_body', not {value!r}")
+        raise ConfigurationError(f"when must be 'before_body' or 'after_body', not {value!r}")
     return value  # type: ignore[return-value]  # checked just above
 
 
@@ -112,7 +115,7 @@ def _non_negative(name: str, value: float | None, *, integer: bool = False) -> N
     kind = (int,) if integer else (int, float)
     if value is None or isinstance(value, bool) or not isinstance(value, kind) or value < 0:
         what = "int" if integer else "number"
-        raise ValueError(f"{name} must be a non-negative {what}, not {value!r}")
+        raise ConfigurationError(f"{name} must be a non-negative {what}, not {value!r}")
 
 
 class Faults:
@@ -175,7 +178,7 @@ class Faults:
         exists in the chat), then this envelope is answered instead of success.
         """
         if isinstance(code, bool) or not isinstance(code, int) or code == 1:
-            raise ValueError(f"code must be an int other than 1 (success), not {code!r}")
+            raise ConfigurationError(f"code must be an int other than 1 (success), not {code!r}")
         text = msg if msg is not None else _DEFAULT_MSGS.get(code, "error")
         return self._add("reject", times, endpoint, code=code, msg=text, when=_when(when))
 
@@ -204,7 +207,7 @@ class Faults:
     ) -> Fault:
         """Answer HTTP ``status`` with a short plain-text body instead of the envelope."""
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-            raise ValueError(f"status must be an int from 400 to 599, not {status!r}")
+            raise ConfigurationError(f"status must be an int from 400 to 599, not {status!r}")
         return self._add("http_status", times, endpoint, status=status, when=_when(when))
 
     def non_json(
@@ -217,7 +220,7 @@ class Faults:
     ) -> Fault:
         """Answer an HTML page (not JSON) with HTTP ``status``, like a misbehaving proxy."""
         if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-            raise ValueError(f"status must be an int from 200 to 599, not {status!r}")
+            raise ConfigurationError(f"status must be an int from 200 to 599, not {status!r}")
         return self._add("non_json", times, endpoint, status=status, when=_when(when))
 
     def drop_after(

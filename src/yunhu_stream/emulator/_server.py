@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
-from types import TracebackType
 from typing import TypeVar
 
-import structlog
 from aiohttp import web
 
+from .. import _validate as validate
+from .._exceptions import ClosedError, ConfigurationError
+from .._lifecycle import Lifecycle, LifecycleState
+from .._log import get_logger
 from .._types import Recipient
 from . import _api
 from ._core import Core, RequestRecord
@@ -19,7 +21,7 @@ from ._store import DEFAULT_WAIT, StoredMessage, StreamRecord
 from ._stream import send_stream
 from ._web import add_page_routes
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("emulator")
 
 T = TypeVar("T")
 API_PREFIX = "/open-apis/v1"
@@ -28,7 +30,7 @@ API_PREFIX = "/open-apis/v1"
 SHUTDOWN_GRACE = 0.25
 
 
-class Emulator:
+class Emulator(Lifecycle):
     """A local YunHu bot API on loopback, for tests and demos.
 
     It implements ``bot/send-stream``, ``bot/send``, ``bot/edit``, ``bot/recall`` and
@@ -52,10 +54,19 @@ class Emulator:
             endpoint, as the real service does at 10. Off by default.
         bot_id: The ``senderId`` of the bot's messages.
         bot_nickname: The ``senderNickname`` of the bot's messages.
+        clock: The clock (seconds) the emulated rate limit counts its one-second
+            windows by; ``time.monotonic`` by default. Tests may pass a frozen one.
+
+    Unlike other resources, a stopped emulator can :meth:`start` again, on the
+    same port and with its history: that is how a test takes the server down and
+    brings it back. ``aclose()`` (alias ``close()``) stops it.
 
     Raises:
-        ValueError: for an invalid argument, saying what is accepted.
+        ConfigurationError: for an invalid argument, saying what is accepted
+            (a ``ValueError``).
     """
+
+    _closed_error = ClosedError
 
     def __init__(
         self,
@@ -66,28 +77,29 @@ class Emulator:
         rate_limit: int | None = None,
         bot_id: str = "10000001",
         bot_nickname: str = "Emulator Bot",
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if token is not None and (
             not isinstance(token, str) or not token or not token.isprintable() or " " in token
         ):
-            raise ValueError("token must be a non-empty printable string without spaces, or None")
-        if not isinstance(host, str) or not host:
-            raise ValueError(f"host must be a non-empty string, not {host!r}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
-        if rate_limit is not None and (
-            isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or rate_limit < 1
-        ):
-            raise ValueError(f"rate_limit must be a positive int or None, not {rate_limit!r}")
-        for name, value in (("bot_id", bot_id), ("bot_nickname", bot_nickname)):
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty string, not {value!r}")
+            raise validate.fail(
+                "token", "a non-empty printable string without spaces, or None", "***"
+            )
+        validate.text("host", host)
+        validate.port("port", port)
+        validate.optional_integer("rate_limit", rate_limit, minimum=1)
+        validate.text("bot_id", bot_id)
+        validate.text("bot_nickname", bot_nickname)
+        if clock is not None and not callable(clock):
+            raise validate.fail("clock", "a callable returning seconds, or None", clock)
         self._core = Core(
             token=token or secrets.token_hex(16),
             bot_id=bot_id,
             bot_nickname=bot_nickname,
             rate_limit=rate_limit,
         )
+        if clock is not None:
+            self._core.clock = clock
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -167,7 +179,7 @@ class Emulator:
         elif isinstance(recv_type, str):
             who = Recipient(recv_type, str(recv_id))  # type: ignore[arg-type]  # validated
         else:
-            raise ValueError("give chat(type, id), chat('type:id') or chat(Recipient)")
+            raise ConfigurationError("give chat(type, id), chat('type:id') or chat(Recipient)")
         return self._core.store.chat(who.type, who.id, include_recalled=include_recalled)
 
     def chats(self) -> list[tuple[str, str]]:
@@ -204,7 +216,7 @@ class Emulator:
             TimeoutError: if they do not arrive in time.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, not {n!r}")
+            raise ConfigurationError(f"n must be a positive int, not {n!r}")
         streams = self._core.streams
         return await self.wait_until(
             lambda: streams[n - 1] if len(streams) >= n else None,
@@ -263,14 +275,22 @@ class Emulator:
         return app
 
     async def start(self) -> Emulator:
-        """Start listening (on the same port as before after a :meth:`close`).
+        """Start listening (on the same port as before after a stop).
 
         Raises:
             RuntimeError: if it is already running.
             OSError: if the port cannot be bound.
         """
-        if self._runner is not None:
+        if self._state is LifecycleState.OPEN or self._state is LifecycleState.CLOSING:
             raise RuntimeError("the emulator is already running")
+        await self._open()
+        self._state = LifecycleState.OPEN
+        return self
+
+    async def _enter(self) -> None:
+        await self.start()
+
+    async def _open(self) -> None:
         self._core.stopping = asyncio.Event()
         # access_log=None: aiohttp's access log would print the query string, token included.
         runner = web.AppRunner(
@@ -284,15 +304,12 @@ class Emulator:
             await runner.cleanup()
             raise
         if self._port == 0:
-            server = site._server
-            assert isinstance(server, asyncio.base_events.Server)
-            self._port = int(server.sockets[0].getsockname()[1])
+            self._port = int(runner.addresses[0][1])
         self._runner = runner
         log.info("emulator_started", url=self.url)
-        return self
 
-    async def close(self) -> None:
-        """Stop listening and cut requests still in flight. History is kept. Idempotent."""
+    async def _close(self) -> None:
+        """Stop listening and cut requests still in flight. History is kept."""
         runner, self._runner = self._runner, None
         if runner is None:
             return
@@ -301,18 +318,10 @@ class Emulator:
         await runner.cleanup()
         log.info("emulator_stopped", url=self.url)
 
+    close = Lifecycle.aclose
+    """Alias of :meth:`aclose`: stop listening (history is kept; :meth:`start` resumes)."""
+
     async def restart(self) -> None:
-        """Close and start again on the same port, keeping history and fault rules."""
-        await self.close()
+        """Stop and start again on the same port, keeping history and fault rules."""
+        await self.aclose()
         await self.start()
-
-    async def __aenter__(self) -> Emulator:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

@@ -6,12 +6,11 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
-
 from .. import errors
 from .._client import Bot
+from .._log import get_logger
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("integrations")
 
 
 class PoolState(enum.Enum):
@@ -67,11 +66,11 @@ class BotPool:
         """Return the Bot for ``token``, making it on first use.
 
         Raises:
-            errors.StreamClosedError: the framework has shut down (the pool is closed).
+            errors.BotClosedError: the framework has shut down (the pool is closed).
             errors.ConfigurationError: an empty token or a bad Bot option.
         """
         if self.state is PoolState.CLOSED:
-            raise errors.StreamClosedError(
+            raise errors.BotClosedError(
                 f"{self.owner} is not running: streams can only start between the "
                 "framework's start-up and its shutdown (which closes their Bots)"
             )

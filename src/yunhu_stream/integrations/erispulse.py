@@ -48,10 +48,10 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
         f"(import failed: {exc})"
     ) from exc
 
-import structlog
 
 from .. import errors
 from .._client import Bot
+from .._log import get_logger
 from .._streamer import Streamer
 from .._types import Recipient
 from .._version import __version__
@@ -67,7 +67,7 @@ __all__ = [
     "stream",
 ]
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("integrations")
 
 MODULE_NAME = "YunhuStream"
 """The module's name in ErisPulse (entry point, ``sdk.YunhuStream``, config section)."""
@@ -171,7 +171,7 @@ class YunhuStream(BaseModule):
 
         Raises:
             errors.ConfigurationError: no YunHu adapter, no such account, or no token.
-            errors.StreamClosedError: the module has been unloaded.
+            errors.BotClosedError: the module has been unloaded.
         """
         return self._pool.get(_account_token(event, account))
 
@@ -262,12 +262,14 @@ def reply_recipient(event: Mapping[str, Any]) -> Recipient:
         return Recipient.group(str(event["group_id"]))
     if event.get("user_id"):
         return Recipient.user(str(event["user_id"]))
-    raise ValueError("cannot reply to this event: it names neither a group nor a user")
+    raise errors.ConfigurationError(
+        "cannot reply to this event: it names neither a group nor a user"
+    )
 
 
 def _module() -> YunhuStream:
     if _active is None:
-        raise errors.StreamClosedError(
+        raise errors.BotClosedError(
             f"the ErisPulse module {MODULE_NAME} is not loaded (ErisPulse has not started it, "
             "or has shut it down); is yunhu-stream[erispulse] installed in this environment?"
         )
@@ -314,7 +316,7 @@ def stream(
         TypeError: both or neither of ``event`` and ``to``; an event from another platform.
         ValueError: a bad ``to``, ``content_type`` or option.
         errors.ConfigurationError: no YunHu adapter or account to take a token from.
-        errors.StreamClosedError: the module is not loaded (ErisPulse not running).
+        errors.BotClosedError: the module is not loaded (ErisPulse not running).
     """
     return _module().stream(event, to=to, account=account, content_type=content_type,
                             **options)

@@ -55,9 +55,10 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
         f"(import failed: {exc})"
     ) from exc
 
-import structlog
 
 from .._client import Bot
+from .._exceptions import ConfigurationError
+from .._log import get_logger
 from .._streamer import Streamer
 from .._types import Recipient
 from ..events import parse_event
@@ -70,7 +71,7 @@ __all__ = [
     "stream",
 ]
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("integrations")
 
 _OWNER = "yunhu_stream.integrations.nonebot"
 
@@ -151,7 +152,7 @@ def get_stream_bot(bot: YunHuBot) -> Bot:
 
     Raises:
         TypeError: ``bot`` is not a ``nonebot.adapters.yunhu.Bot``.
-        errors.StreamClosedError: the driver has shut down.
+        errors.BotClosedError: the driver has shut down.
         errors.ConfigurationError: the adapter bot has no token, or a plugin option is bad.
     """
     if not isinstance(bot, YunHuBot):
@@ -168,7 +169,7 @@ def _private_or_group(chat_type: str, group_id: str, user_id: str, what: str) ->
         return Recipient.group(group_id)
     if chat_type in ("bot", "user"):
         return Recipient.user(user_id)
-    raise ValueError(f"cannot reply to {what}: unknown chat type {chat_type!r}")
+    raise ConfigurationError(f"cannot reply to {what}: unknown chat type {chat_type!r}")
 
 
 def reply_recipient(event: YunHuEvent) -> Recipient:
@@ -233,7 +234,7 @@ def stream(
         TypeError: both or neither of ``event`` and ``to``; a bot or event from
             another adapter.
         ValueError: a bad ``to``, ``content_type`` or option.
-        errors.StreamClosedError: the driver has shut down.
+        errors.BotClosedError: the driver has shut down.
     """
     if (event is None) == (to is None):
         raise TypeError("stream() needs exactly one of: an event to reply to, or to=")

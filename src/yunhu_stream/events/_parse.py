@@ -7,7 +7,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._event_models import (
+from .._exceptions import EventParseError
+from ._models import (
     BOT_FOLLOWED,
     BOT_UNFOLLOWED,
     BUTTON_REPORT_INLINE,
@@ -19,7 +20,6 @@ from ._event_models import (
     ButtonReportEvent,
     Chat,
     Event,
-    EventParseError,
     FollowEvent,
     GroupMemberEvent,
     Message,

@@ -1,29 +1,4 @@
-"""Bot apps: receive YunHu's webhook events and answer them, with or without a framework.
-
-A complete bot, for users without a web framework::
-
-    from yunhu_stream.app import BotApp
-
-    app = BotApp()                                  # token from $YUNHU_TOKEN
-
-    @app.on_message()
-    async def echo(event, bot):
-        async with bot.stream(to=event) as s:       # replies where the message came from
-            await s.write(f"You said: {event.text}")
-
-    app.run(port=8080)                              # POST events to http://host:8080/yunhu
-
-For an existing aiohttp application, :func:`setup` mounts the same webhook and
-owns the Bot through the app's cleanup context::
-
-    dp = setup(web_app, token, path="/yunhu")
-
-    @dp.on_command("help")
-    async def help_(event, bot): ...
-
-Both answer the webhook at once (HTTP 200) and run the handler as a task, so a
-long stream never delays YunHu's request. See ``docs/apps.md``.
-"""
+"""``BotApp``: a ready-to-run webhook server for one bot."""
 
 from __future__ import annotations
 
@@ -32,7 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ._client import Bot
+from .. import _validate as validate
+from .._client import Bot
+from .._lifecycle import Lifecycle, LifecycleState
 from ._dispatch import (
     DEFAULT_DEDUP_SIZE,
     DEFAULT_MAX_BODY_BYTES,
@@ -41,32 +18,19 @@ from ._dispatch import (
     MH,
     Dispatcher,
     DispatcherStatistics,
-    DispatchOutcome,
-    EventHandler,
-    MessageHandler,
 )
-from ._webhook import BOT_KEY, DISPATCHER_KEY, setup
-
-__all__ = [
-    "BOT_KEY",
-    "DISPATCHER_KEY",
-    "BotApp",
-    "DispatchOutcome",
-    "Dispatcher",
-    "DispatcherStatistics",
-    "EventHandler",
-    "MessageHandler",
-    "setup",
-]
+from ._webhook import BOT_KEY, setup
 
 
-class BotApp:
+class BotApp(Lifecycle):
     """A ready-to-run webhook server for one bot, on aiohttp.web.
 
     Register handlers with :meth:`on_message`, :meth:`on_command` and
     :meth:`on_event`; each is ``async def handler(event, bot)``. Start it with
-    :meth:`run` (blocking) or :meth:`start`/:meth:`stop` (inside a running loop).
-    A BotApp serves once: after it stops it cannot start again.
+    :meth:`run` (blocking), or inside a running loop :meth:`start` and
+    :meth:`aclose` (alias ``stop``), or ``async with BotApp(...) as app:`` (serving
+    on a free loopback port; :attr:`url` says where). A BotApp serves once: after
+    it stops it cannot start again.
 
     Args:
         token: The bot token; defaults to ``$YUNHU_TOKEN``.
@@ -182,8 +146,13 @@ class BotApp:
         Raises:
             ValueError: for a bad port.
         """
-        _check_port(port)
-        web.run_app(self._app, host=host, port=port, **run_app_options)
+        validate.port("port", port)
+        self._check_fresh()
+        self._state = LifecycleState.OPEN
+        try:
+            web.run_app(self._app, host=host, port=port, **run_app_options)
+        finally:
+            self._state = LifecycleState.CLOSED
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Start serving in the running event loop and return the webhook URL.
@@ -195,9 +164,8 @@ class BotApp:
             ValueError: for a bad port.
             OSError: the address cannot be bound.
         """
-        _check_port(port)
-        if self._runner is not None or self._app.frozen:
-            raise RuntimeError("a BotApp serves once; create a new one to serve again")
+        validate.port("port", port)
+        self._check_fresh()
         runner = web.AppRunner(self._app, handle_signals=False)
         self._runner = runner
         try:
@@ -205,21 +173,28 @@ class BotApp:
             site = web.TCPSite(runner, host, port)
             await site.start()
         except BaseException:
+            self._runner = None
             await runner.cleanup()
             raise
+        self._state = LifecycleState.OPEN
         bound_host, bound_port = runner.addresses[0][:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self._url = f"http://{shown}:{bound_port}{self.path}"
         return self._url
 
-    async def stop(self) -> None:
-        """Stop serving: refuse new events, let running handlers finish for up to
-        ``shutdown_timeout`` seconds, cancel the rest, close the Bot. Idempotent."""
-        runner, self._url = self._runner, None
+    def _check_fresh(self) -> None:
+        if self._state is not LifecycleState.NEW or self._app.frozen:
+            raise RuntimeError("a BotApp serves once; create a new one to serve again")
+
+    async def _enter(self) -> None:
+        await self.start()
+
+    async def _close(self) -> None:
+        """Refuse new events, let running handlers finish for up to
+        ``shutdown_timeout`` seconds, cancel the rest, close the Bot."""
+        runner, self._url, self._runner = self._runner, None, None
         if runner is not None:
             await runner.cleanup()
 
-
-def _check_port(port: object) -> None:
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
+    stop = Lifecycle.aclose
+    """Alias of :meth:`aclose`: stop serving (see there)."""

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._types import Recipient
-from .errors import YunhuError
+from .._exceptions import ConfigurationError
+from .._types import Recipient
 
 MESSAGE_NORMAL = "message.receive.normal"
 MESSAGE_INSTRUCTION = "message.receive.instruction"
@@ -36,29 +36,12 @@ KNOWN_EVENT_TYPES: tuple[str, ...] = (
 _PRIVATE_CHAT_TYPES = ("bot", "user")
 
 
-class EventParseError(YunhuError, ValueError):
-    """A webhook body is not a YunHu event.
-
-    The message names the field and what was wrong, e.g.
-    ``event.sender.senderId: missing``.
-
-    Attributes:
-        path: Dotted path of the offending field (``"body"`` for the body itself).
-        reason: What was wrong with it.
-    """
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
 def _reply_to_chat(chat_type: str, group_id: str, user_id: str, what: str) -> Recipient:
     if chat_type == "group":
         return Recipient.group(group_id)
     if chat_type in _PRIVATE_CHAT_TYPES:
         return Recipient.user(user_id)
-    raise ValueError(
+    raise ConfigurationError(
         f"cannot reply to {what}: unknown chat type {chat_type!r} (expected 'group' or 'bot')"
     )
 
@@ -93,7 +76,7 @@ class Event:
         Raises:
             ValueError: when the event has no chat a reply could go to.
         """
-        raise ValueError(f"a {self.event_type!r} event has no chat to reply to")
+        raise ConfigurationError(f"a {self.event_type!r} event has no chat to reply to")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

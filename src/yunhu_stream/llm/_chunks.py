@@ -6,7 +6,7 @@ import inspect
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping
 from typing import Any
 
-from ._llm_errors import LLMProviderError
+from .._exceptions import LLMProviderError
 
 __all__ = ["delta_of_chunk", "deltas_from"]
 

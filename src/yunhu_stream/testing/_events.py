@@ -1,42 +1,14 @@
-"""Test helpers for YunHu bots: webhook bodies, and an ``emulator`` pytest fixture.
-
-Webhook bodies: :func:`message_event`, :func:`button_event`, :func:`follow_event` and
-:func:`menu_event` build the JSON object YunHu POSTs to a bot's webhook (the envelope
-``{"version", "header", "event"}``), shaped as YunHu sends it. POST one to your bot to
-test it without a YunHu account; :func:`yunhu_stream.events.parse_event` turns each
-into the matching event, whose ``reply_recipient`` is the ``chat`` you asked for::
-
-    body = message_event("hello", chat="group:307149245")
-    body = message_event("/help", chat="user:7756242", command="help")  # private
-
-Ids default to made-up but realistic values; event and message ids are fresh each call.
-
-The pytest plugin (entry point ``pytest11``, so any project that depends on
-``yunhu-stream`` gets it) provides the ``emulator`` fixture. Async tests need anyio's
-pytest plugin on the asyncio backend::
-
-    import pytest
-    from yunhu_stream import Bot
-
-    pytestmark = pytest.mark.anyio
-
-    async def test_reply(emulator):
-        async with Bot(emulator.token, base_url=emulator.base_url) as bot:
-            await bot.send("group:1", "hi")
-        assert emulator.chat("group", "1")[-1].text == "hi"
-
-This module imports without pytest installed (the body builders need only the
-standard library); the fixture is defined only when pytest is there.
-"""
+"""Builders of the webhook bodies YunHu POSTs to a bot, shaped as YunHu sends them."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._event_models import (
+from .._types import Recipient
+from ..events._models import (
     BOT_FOLLOWED,
     BOT_UNFOLLOWED,
     BUTTON_REPORT_INLINE,
@@ -44,27 +16,6 @@ from ._event_models import (
     MESSAGE_NORMAL,
     SHORTCUT_MENU,
 )
-from ._types import Recipient
-from .emulator import Emulator
-
-try:
-    import pytest
-except ImportError:  # examples and scripts use the body builders without pytest
-    _HAVE_PYTEST = False
-else:
-    _HAVE_PYTEST = True
-
-__all__ = [
-    "DEFAULT_AVATAR_URL",
-    "DEFAULT_BOT_ID",
-    "DEFAULT_CHAT",
-    "DEFAULT_USER_ID",
-    "INCOMING_CONTENT_TYPES",
-    "button_event",
-    "follow_event",
-    "menu_event",
-    "message_event",
-]
 
 DEFAULT_USER_ID = "7756242"
 """The user who sends, clicks or follows when a builder is not told otherwise."""
@@ -395,18 +346,3 @@ def menu_event(
         "chatId": chat_id, "chatType": chat_type, "senderType": "user",
         "senderId": sender, "sendTime": now,
     })
-
-
-# -- the pytest plugin -------------------------------------------------------------------
-
-if _HAVE_PYTEST:
-    __all__ += ["emulator"]
-
-    @pytest.fixture
-    async def emulator(anyio_backend: object) -> AsyncIterator[Emulator]:
-        """A started :class:`~yunhu_stream.emulator.Emulator` with a random token, closed after."""
-        name = anyio_backend if isinstance(anyio_backend, str) else anyio_backend[0]  # type: ignore[index]
-        if name != "asyncio":
-            pytest.skip(f"the YunHu emulator runs on asyncio (aiohttp), not {name!r}")
-        async with Emulator() as emu:
-            yield emu

@@ -24,7 +24,7 @@ import codecs
 import re
 from dataclasses import dataclass
 
-from .errors import YunhuError
+from .._exceptions import ConfigurationError, SSEParseError
 
 __all__ = ["DEFAULT_MAX_EVENT_CHARS", "SSEEvent", "SSEParseError", "SSEParser"]
 
@@ -32,10 +32,6 @@ DEFAULT_MAX_EVENT_CHARS = 4 * 1024 * 1024
 """Default cap on one pending line plus the event's data (characters)."""
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-class SSEParseError(YunhuError, ValueError):
-    """An event or line grew past the parser's ``max_event_chars`` limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +72,9 @@ class SSEParser:
             or isinstance(max_event_chars, bool)
             or max_event_chars < 1
         ):
-            raise ValueError(f"max_event_chars must be a positive int, not {max_event_chars!r}")
+            raise ConfigurationError(
+                f"max_event_chars must be a positive int, not {max_event_chars!r}"
+            )
         self._max = max_event_chars
         # utf-8-sig drops one BOM at the very start, even when it arrives split.
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")

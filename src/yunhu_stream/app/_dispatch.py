@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -12,13 +11,16 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 
-from . import errors
-from ._event_models import Event, MessageEvent
+from .. import _validate as validate
+from .._exceptions import ConfigurationError
+from .._lifecycle import Lifecycle
+from .._log import get_logger, safe
+from ..events._models import Event, MessageEvent
 
 if TYPE_CHECKING:
-    from ._client import Bot
+    from .._client import Bot
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("app")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_DEDUP_SIZE = 4096
@@ -77,12 +79,12 @@ def _names(values: Iterable[object], what: str, accepted: str) -> tuple[str, ...
     out = []
     for value in values:
         if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{what} must be {accepted}, not {value!r}")
+            raise ConfigurationError(f"{what} must be {accepted}, not {value!r}")
         out.append(value)
     return tuple(out)
 
 
-class Dispatcher:
+class Dispatcher(Lifecycle):
     """Routes webhook events to handlers and runs each handler as its own task.
 
     Handlers are ``async def handler(event, bot)``. Each event runs at most one
@@ -111,36 +113,14 @@ class Dispatcher:
         dedup_size: int = DEFAULT_DEDUP_SIZE,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     ) -> None:
-        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
-            raise errors.ConfigurationError(
-                f"max_body_bytes must be an int, not {max_body_bytes!r}"
-            )
-        if max_body_bytes < 1024:
-            raise errors.ConfigurationError(
-                f"max_body_bytes must be at least 1024, not {max_body_bytes!r}"
-            )
-        if isinstance(dedup_size, bool) or not isinstance(dedup_size, int) or dedup_size < 0:
-            raise errors.ConfigurationError(
-                f"dedup_size must be an int >= 0 (0 turns deduplication off), not {dedup_size!r}"
-            )
-        if (
-            isinstance(shutdown_timeout, bool)
-            or not isinstance(shutdown_timeout, (int, float))
-            or not math.isfinite(shutdown_timeout)
-            or shutdown_timeout < 0
-        ):
-            raise errors.ConfigurationError(
-                f"shutdown_timeout must be a number of seconds >= 0, not {shutdown_timeout!r}"
-            )
-        self.max_body_bytes = max_body_bytes
-        self.dedup_size = dedup_size
-        self.shutdown_timeout = float(shutdown_timeout)
+        self.max_body_bytes = validate.integer("max_body_bytes", max_body_bytes, minimum=1024)
+        self.dedup_size = validate.integer("dedup_size", dedup_size, minimum=0)
+        self.shutdown_timeout = validate.seconds("shutdown_timeout", shutdown_timeout, zero=True)
         self._commands: list[_Route] = []
         self._events: list[_Route] = []
         self._messages: list[_Route] = []
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = False
         self._mounted = False
         self._counts = dict.fromkeys(
             ("received", "accepted", "duplicates", "unhandled", "rejected", "failed", "cancelled"),
@@ -170,13 +150,13 @@ class Dispatcher:
             TypeError: (from the decorator) when the handler is not ``async def``.
         """
         if chat_type is not None and chat_type not in _CHAT_TYPES:
-            raise ValueError(f"chat_type must be 'group', 'bot' or None, not {chat_type!r}")
+            raise ConfigurationError(f"chat_type must be 'group', 'bot' or None, not {chat_type!r}")
         kinds: tuple[str, ...] | None = None
         if content_type is not None:
             values = [content_type] if isinstance(content_type, str) else list(content_type)
             kinds = _names(values, "content_type", "a content type string such as 'text'")
             if not kinds:
-                raise ValueError("content_type must name at least one content type")
+                raise ConfigurationError("content_type must name at least one content type")
 
         def matches(event: Event) -> bool:
             return (
@@ -200,7 +180,9 @@ class Dispatcher:
             ValueError: no command given, or one that is not a non-empty str or an int.
         """
         if not commands:
-            raise ValueError('on_command() needs at least one command name or id, e.g. "help"')
+            raise ConfigurationError(
+                'on_command() needs at least one command name or id, e.g. "help"'
+            )
         names = _names(
             (c for c in commands if not isinstance(c, int) or isinstance(c, bool)),
             "command",
@@ -229,7 +211,7 @@ class Dispatcher:
             ValueError: no type given, or one that is not a non-empty str.
         """
         if not event_types:
-            raise ValueError('on_event() needs at least one event type, e.g. "group.join"')
+            raise ConfigurationError('on_event() needs at least one event type, e.g. "group.join"')
         types = _names(event_types, "event type", 'an event type string such as "group.join"')
 
         def matches(event: Event) -> bool:
@@ -273,8 +255,8 @@ class Dispatcher:
 
     @property
     def closing(self) -> bool:
-        """True once :meth:`shutdown` has started; no new handler starts after that."""
-        return self._closing
+        """True once :meth:`aclose` has started; no new handler starts after that."""
+        return self.closed
 
     @property
     def stats(self) -> DispatcherStatistics:
@@ -289,7 +271,7 @@ class Dispatcher:
             seen recently), ``"unhandled"`` (no handler matches) or ``"closing"``
             (shutdown has begun; nothing started).
         """
-        if self._closing:
+        if self.closed:
             return "closing"
         self._counts["received"] += 1
         if self._is_duplicate(event.event_id):
@@ -325,7 +307,7 @@ class Dispatcher:
         return False
 
     async def _run(self, route: _Route, event: Event, bot: Bot) -> None:
-        with structlog.contextvars.bound_contextvars(event_id=event.event_id):
+        with structlog.contextvars.bound_contextvars(event_id=safe(event.event_id)):
             try:
                 await route.handler(event, bot)
             except asyncio.CancelledError:
@@ -346,10 +328,9 @@ class Dispatcher:
                     handler=route.describe,
                 )
 
-    async def shutdown(self) -> None:
+    async def _close(self) -> None:
         """Stop accepting events, wait up to ``shutdown_timeout`` for running handlers,
-        then cancel the rest and wait for them to finish cancelling. Idempotent."""
-        self._closing = True
+        then cancel the rest and wait for them to finish cancelling."""
         if not self._tasks:
             return
         pending = set(self._tasks)
@@ -364,3 +345,6 @@ class Dispatcher:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
                 log.warning("handlers_cancelled_at_shutdown", count=len(pending))
+
+    shutdown = Lifecycle.aclose
+    """Alias of :meth:`aclose`: stop accepting events and finish the running handlers."""

@@ -29,7 +29,9 @@ clicked (``userId``), never to ``recvId``.
 
 from __future__ import annotations
 
-from ._event_models import (
+from .._exceptions import EventParseError
+from .._public import publish
+from ._models import (
     BOT_FOLLOWED,
     BOT_UNFOLLOWED,
     BUTTON_REPORT_INLINE,
@@ -42,7 +44,6 @@ from ._event_models import (
     ButtonReportEvent,
     Chat,
     Event,
-    EventParseError,
     FollowEvent,
     GroupMemberEvent,
     Message,
@@ -51,7 +52,7 @@ from ._event_models import (
     ShortcutMenuEvent,
     UnknownEvent,
 )
-from ._event_parse import parse_event
+from ._parse import parse_event
 
 __all__ = [
     "BOT_FOLLOWED",
@@ -77,9 +78,4 @@ __all__ = [
     "parse_event",
 ]
 
-# Show the public module in reprs, tracebacks and docs (the classes live in private modules).
-for _name in __all__:
-    _obj = globals()[_name]
-    if callable(_obj):
-        _obj.__module__ = __name__
-del _name, _obj
+publish(globals(), __all__)

@@ -7,16 +7,16 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-import structlog
 from aiohttp import web
 
-from . import errors
-from ._client import Bot
+from .. import errors
+from .._client import Bot
+from .._exceptions import EventParseError
+from .._log import get_logger
+from ..events._parse import parse_event
 from ._dispatch import Dispatcher
-from ._event_models import EventParseError
-from ._event_parse import parse_event
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("app")
 
 BOT_KEY: web.AppKey[Bot] = web.AppKey("yunhu_stream.bot", Bot)
 """``app[BOT_KEY]``: the Bot that :func:`setup` created, once the app has started."""

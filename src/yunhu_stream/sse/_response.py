@@ -1,23 +1,4 @@
-"""Server-Sent Events: relay a text stream to browsers, split a stream, parse one.
-
-::
-
-    from yunhu_stream.sse import sse_response, tee
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        return await sse_response(request, deltas)      # one answer, live, in a browser
-
-    to_chat, to_page = tee(deltas, 2)                   # one answer, two readers
-
-On the page::
-
-    const es = new EventSource("/answer");
-    es.addEventListener("delta", (e) => out.textContent += JSON.parse(e.data));
-    es.addEventListener("done", () => es.close());      // else the browser reconnects
-
-:class:`SSEParser` (the other direction: bytes of an event stream in, events out)
-is the one :mod:`yunhu_stream.llm` uses.
-"""
+"""Relay a text stream to browsers as Server-Sent Events (``sse_response``)."""
 
 from __future__ import annotations
 
@@ -29,23 +10,12 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Literal
 
-import structlog
 from aiohttp import web
 
-from ._sse_parse import SSEEvent, SSEParseError, SSEParser
-from ._tee import TeeIterator, tee
+from .._exceptions import ConfigurationError
+from .._log import get_logger
 
-__all__ = [
-    "SSEEvent",
-    "SSEParseError",
-    "SSEParser",
-    "TeeIterator",
-    "format_event",
-    "sse_response",
-    "tee",
-]
-
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("sse")
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _DISCONNECT_POLL = 0.2  # seconds between checks that the client is still there
@@ -72,7 +42,7 @@ def format_event(data: str, *, event: str | None = None, id: str | None = None) 
     if id is not None:
         _check_field("id", id)
         if "\0" in id:
-            raise ValueError("an event id must not contain NUL")
+            raise ConfigurationError("an event id must not contain NUL")
         head += f"id: {id}\n"
     body = "".join(f"data: {line}\n" for line in _LINE_END.split(data))
     return f"{head}{body}\n".encode()
@@ -139,14 +109,14 @@ async def sse_response(
     if event is not None:
         _check_field("event", event)
     if data not in ("json", "text"):
-        raise ValueError(f"data must be 'json' or 'text', not {data!r}")
+        raise ConfigurationError(f"data must be 'json' or 'text', not {data!r}")
     if keepalive is not None and (
         isinstance(keepalive, bool)
         or not isinstance(keepalive, (int, float))
         or not math.isfinite(keepalive)
         or keepalive <= 0
     ):
-        raise ValueError(
+        raise ConfigurationError(
             f"keepalive must be a positive number of seconds or None, not {keepalive!r}"
         )
     if not isinstance(source, AsyncIterable):
@@ -294,4 +264,6 @@ async def _aclose(iterator: object) -> None:
 
 def _check_field(name: str, value: object) -> None:
     if not isinstance(value, str) or not value or _LINE_END.search(value):
-        raise ValueError(f"{name} must be a non-empty string without line breaks, not {value!r}")
+        raise ConfigurationError(
+            f"{name} must be a non-empty string without line breaks, not {value!r}"
+        )

@@ -13,8 +13,12 @@ import webbrowser
 from collections.abc import AsyncIterator
 from typing import TextIO
 
-from . import errors
-from ._cli_common import (
+from .. import errors
+from .._client import Bot
+from .._types import MessageInfo, Recipient
+from ..emulator import Emulator, StreamRecord
+from ..testing.fake_llm import tokenize
+from ._common import (
     DEMO_TO,
     CliError,
     ExitCode,
@@ -26,10 +30,6 @@ from ._cli_common import (
     hide,
     resolve_token,
 )
-from ._client import Bot
-from ._types import MessageInfo, Recipient
-from .emulator import Emulator, StreamRecord
-from .fake_llm import tokenize
 
 EXCERPT_CHARS = 32
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
-from .errors import StreamBrokenError
+from .._exceptions import ConfigurationError, StreamBrokenError
 
 __all__ = ["TeeIterator", "tee"]
 
@@ -52,7 +52,7 @@ def tee(
         raise TypeError(f"tee() takes an async iterable, not {type(source).__name__}")
     for name, value in (("n", n), ("max_buffer", max_buffer)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, not {value!r}")
+            raise ConfigurationError(f"{name} must be an int >= 1, not {value!r}")
     shared = _Shared(aiter(source), n, max_buffer)
     return tuple(TeeIterator(shared, i) for i in range(n))
 

@@ -1,9 +1,4 @@
-"""The ``yunhu-stream`` command: ``send``, ``emulator`` and ``demo`` (see docs/cli.md).
-
-This is an application, so unlike the library it configures structlog: warnings to
-stderr by default, ``-v`` for info, ``-vv`` for debug. The bot token never reaches
-stdout or stderr (it is redacted from every log line).
-"""
+"""The command-line parser and ``main()``: one sub-command per module."""
 
 from __future__ import annotations
 
@@ -13,8 +8,10 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
-from . import errors
-from ._cli_common import (
+from .. import errors
+from .._types import Recipient
+from .._version import __version__
+from ._common import (
     DEMO_TO,
     EXIT_CODES_HELP,
     PROG,
@@ -27,11 +24,7 @@ from ._cli_common import (
     exit_code_for,
     run,
 )
-from ._cli_input import InputSource, InvalidInputError
-from ._types import Recipient
-from ._version import __version__
-
-__all__ = ["ExitCode", "build_parser", "main"]
+from ._input import InputSource, InvalidInputError
 
 DEFAULT_EMULATOR_PORT = 8780
 
@@ -261,10 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _handler(command: str) -> Callable[[argparse.Namespace, Signals], Awaitable[ExitCode]]:
     # Imported on demand: the emulator (aiohttp.web) is not needed to send.
     if command == "send":
-        from ._cli_send import run_send
+        from ._send import run_send
 
         return run_send
-    from ._cli_demo import run_demo, run_emulator
+    from ._demo import run_demo, run_emulator
 
     return run_emulator if command == "emulator" else run_demo
 

@@ -10,12 +10,10 @@ import signal
 import stat
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
-import structlog
-
-from . import errors
-from ._http import redact
+from .. import errors
+from .._transport import redact
 
 T = TypeVar("T")
 
@@ -149,18 +147,17 @@ def resolve_token(
 # -- logging ------------------------------------------------------------------------------
 
 
-class _Redactor:
-    """A final structlog processor that removes every known secret from the rendered line."""
+class _Redactor(logging.Filter):
+    """Removes every known secret from each record the CLI's handler prints."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.secrets: set[str] = set()
 
-    def __call__(self, _logger: Any, _name: str, event: Any) -> Any:
-        if isinstance(event, str):
-            event = redact(event)
-            for secret in self.secrets:
-                event = event.replace(secret, "***")
-        return event
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self.secrets)
+        record.args = None
+        return True
 
 
 _redactor = _Redactor()
@@ -173,22 +170,21 @@ def hide(secret: str | None) -> None:
 
 
 def configure_logging(verbosity: int, stream: TextIO) -> None:
-    """Route structlog to ``stream``: warnings only, ``-v`` info, ``-vv`` debug.
+    """Print the library's log events on ``stream``: warnings, ``-v`` info, ``-vv`` debug.
 
-    Only the command-line application does this; the library never configures logging.
+    Only the command-line application does this, through the standard library's
+    ``logging`` (the library itself never configures logging).
     """
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
-            structlog.dev.ConsoleRenderer(colors=False),
-            _redactor,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=False,
-    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)-7s] %(message)s", "%H:%M:%S"))
+    handler.addFilter(_redactor)
+    root = logging.getLogger("yunhu_stream")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
 
 
 # -- signals ------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ import sys
 import time
 from typing import TextIO
 
-from . import errors
-from ._cli_common import (
+from .. import errors
+from .._client import Bot
+from .._streamer import Streamer
+from ._common import (
     CliError,
     ExitCode,
     Interrupted,
@@ -21,9 +23,7 @@ from ._cli_common import (
     hide,
     resolve_token,
 )
-from ._cli_input import InputSource, InvalidInputError, LineCutter
-from ._client import Bot
-from ._streamer import Streamer
+from ._input import InputSource, InvalidInputError, LineCutter
 
 PROGRESS_INTERVAL = 0.25
 

@@ -9,6 +9,8 @@ import os
 import stat
 from typing import BinaryIO, Literal
 
+from .._exceptions import ConfigurationError
+
 READ_SIZE = 64 * 1024
 PARTIAL_FLUSH_CHARS = 16 * 1024
 """A line this long is forwarded before its newline arrives, whatever the delay."""
@@ -137,7 +139,7 @@ class LineCutter:
 
     def __init__(self, invalid: InvalidUtf8 = "replace") -> None:
         if invalid not in ("replace", "reject"):
-            raise ValueError(f"invalid must be 'replace' or 'reject', not {invalid!r}")
+            raise ConfigurationError(f"invalid must be 'replace' or 'reject', not {invalid!r}")
         self._strict = invalid == "reject"
         self._decoder = codecs.getincrementaldecoder("utf-8")(
             "strict" if self._strict else "replace"

@@ -1,25 +1,4 @@
-"""Token streams from OpenAI-compatible chat completion APIs, without a vendor SDK.
-
-::
-
-    from yunhu_stream.llm import openai_chat_deltas
-
-    deltas = openai_chat_deltas(
-        base_url="https://api.openai.com/v1", api_key=key, model="gpt-4o-mini",
-        messages=[{"role": "user", "content": "你好"}],
-    )
-    async with bot.stream("user:7058262") as s:
-        await s.pipe(deltas)
-
-:func:`openai_chat_deltas` speaks the wire protocol over aiohttp (any server with
-``POST {base_url}/chat/completions`` and ``stream: true``: OpenAI, DeepSeek,
-Qwen/DashScope compatible mode, vLLM, Ollama, llama.cpp, OpenRouter...).
-:func:`deltas_from` turns a stream you already have (the ``openai`` package's
-``AsyncStream``, or dicts) into the same plain text deltas.
-
-Errors derive from :class:`LLMError` (see the tree in ``_llm_errors``), and every
-one carries ``.text``: the deltas received before it.
-"""
+"""``openai_chat_deltas``: an OpenAI-compatible chat completion stream over aiohttp."""
 
 from __future__ import annotations
 
@@ -31,37 +10,23 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
-import structlog
 from yarl import URL
 
-from ._llm_chunks import delta_of_chunk, deltas_from
-from ._llm_errors import (
+from .._exceptions import (
+    ConfigurationError,
     LLMConnectionError,
     LLMError,
     LLMHTTPStatusError,
     LLMIncompleteError,
     LLMProviderError,
     LLMResponseError,
-    LLMStreamError,
     LLMTimeoutError,
 )
-from ._sse_parse import DEFAULT_MAX_EVENT_CHARS, SSEEvent, SSEParseError, SSEParser
-from .errors import ConfigurationError
+from .._log import get_logger
+from ..sse._parse import DEFAULT_MAX_EVENT_CHARS, SSEEvent, SSEParseError, SSEParser
+from ._chunks import delta_of_chunk
 
-__all__ = [
-    "LLMConnectionError",
-    "LLMError",
-    "LLMHTTPStatusError",
-    "LLMIncompleteError",
-    "LLMProviderError",
-    "LLMResponseError",
-    "LLMStreamError",
-    "LLMTimeoutError",
-    "deltas_from",
-    "openai_chat_deltas",
-]
-
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("llm")
 
 _RESERVED = ("model", "messages", "stream")
 _EXCERPT = 500

@@ -1,0 +1,134 @@
+"""``Api``: YunHu's JSON endpoints with rate limiting and retries.
+
+The :class:`~yunhu_stream.Bot` validates what callers pass and delegates here; a
+stream's delivery and recovery use the same object, so every request of a Bot
+shares its transport, its limiters and its retry rules.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Literal
+
+from ._exceptions import (
+    ConnectError,
+    HTTPStatusError,
+    InvalidResponseError,
+    RateLimitedError,
+    TransportError,
+    YunhuError,
+)
+from ._log import Logger
+from ._ratelimit import Limits
+from ._retry import RetryPolicy
+from ._transport import BODY_EXCERPT_CHARS, Transport
+from ._types import Delivery, MessageInfo, Recipient
+
+
+def message_info(data: Any, endpoint: str, delivery: Delivery) -> MessageInfo:
+    """Read ``data.messageInfo``; a malformed one is an InvalidResponseError."""
+    try:
+        return MessageInfo.from_data(data, delivery)
+    except (KeyError, TypeError) as exc:
+        raise InvalidResponseError(
+            status=200, body=str(data)[:BODY_EXCERPT_CHARS], endpoint=endpoint
+        ) from exc
+
+
+def retryable(exc: YunhuError, *, idempotent: bool) -> bool:
+    """Whether a failed JSON call may be tried again.
+
+    What cannot have taken effect always may: a connection that was never made
+    and a 1007 answer. Idempotent calls also retry other network failures and 5xx.
+    """
+    if isinstance(exc, (RateLimitedError, ConnectError)):
+        return True
+    if not idempotent:
+        return False
+    return isinstance(exc, TransportError) or (
+        isinstance(exc, HTTPStatusError) and exc.status >= 500
+    )
+
+
+class Api:
+    """The JSON calls of one Bot (arguments already validated).
+
+    Attributes:
+        transport: The HTTP boundary.
+        limits: The per-endpoint rate limiters.
+        retry: The retry rules for one request.
+        delivered: Ids of the messages this Bot created, newest last (bounded);
+            recovery must never take one of them for a partly streamed message.
+    """
+
+    def __init__(
+        self, transport: Transport, limits: Limits, retry: RetryPolicy, log: Logger
+    ) -> None:
+        self.transport = transport
+        self.limits = limits
+        self.retry = retry
+        self.delivered: deque[str] = deque(maxlen=1024)
+        self._log = log
+
+    async def call(
+        self,
+        method: Literal["GET", "POST"],
+        endpoint: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        idempotent: bool,
+    ) -> Any:
+        """One JSON API call with rate limiting, retries and error translation."""
+        budget = self.retry.budget()
+        while True:
+            await self.limits.acquire(endpoint)
+            try:
+                return await self.transport.call(method, endpoint, params=params, json=json)
+            except YunhuError as exc:
+                if not retryable(exc, idempotent=idempotent) or not await budget.backoff(
+                    exc, self._log.bind(endpoint=endpoint), "request_retry"
+                ):
+                    raise
+
+    async def send(self, to: Recipient, content_type: str, content: dict[str, Any],
+                   parent_id: str | None = None) -> MessageInfo:
+        """``bot/send``; the created message (``delivery="send"``)."""
+        payload: dict[str, Any] = {
+            "recvId": to.id, "recvType": to.type,
+            "contentType": content_type, "content": content,
+        }
+        if parent_id:
+            payload["parentId"] = parent_id
+        data = await self.call("POST", "bot/send", json=payload, idempotent=False)
+        info = message_info(data, "bot/send", "send")
+        self.delivered.append(info.msg_id)
+        return info
+
+    async def edit(self, msg_id: str, to: Recipient, content_type: str,
+                   content: dict[str, Any]) -> None:
+        """``bot/edit``: replace a message's content."""
+        payload = {
+            "msgId": msg_id, "recvId": to.id, "recvType": to.type,
+            "contentType": content_type, "content": content,
+        }
+        await self.call("POST", "bot/edit", json=payload, idempotent=True)
+
+    async def recall(self, msg_id: str, to: Recipient) -> None:
+        """``bot/recall``: delete a message the bot sent."""
+        payload = {"msgId": msg_id, "chatId": to.id, "chatType": to.type}
+        await self.call("POST", "bot/recall", json=payload, idempotent=True)
+
+    async def messages(self, to: Recipient, *, before: int,
+                       message_id: str | None = None) -> list[dict[str, Any]]:
+        """``bot/messages``: the chat's messages as YunHu lists them."""
+        params = {"chat-id": to.id, "chat-type": to.type, "before": str(before)}
+        if message_id:
+            params["message-id"] = message_id
+        data = await self.call("GET", "bot/messages", params=params, idempotent=True)
+        items = data.get("list") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise InvalidResponseError(
+                status=200, body=str(data)[:BODY_EXCERPT_CHARS], endpoint="bot/messages"
+            )
+        return [item for item in items if isinstance(item, dict)]

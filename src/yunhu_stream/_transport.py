@@ -1,0 +1,311 @@
+"""The one boundary between aiohttp and the library.
+
+Every HTTP request the library makes as a client goes through :func:`request`
+(the emulator, the fake LLM and the webhook server are servers, not clients).
+:func:`translating` maps aiohttp, OS and timeout errors to the library's own, with
+every secret redacted and the original chained when that is safe. :class:`Transport`
+adds what YunHu needs: the session, the token, URLs, the JSON envelope and the
+chunked ``bot/send-stream`` body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Literal
+
+import aiohttp
+
+from ._exceptions import (
+    BotClosedError,
+    ConnectError,
+    ConnectTimeoutError,
+    HTTPStatusError,
+    InvalidResponseError,
+    ResponseTimeoutError,
+    TransportError,
+    YunhuError,
+    api_error,
+)
+
+BODY_EXCERPT_CHARS = 300
+MAX_RESPONSE_BYTES = 256 * 1024
+"""Largest YunHu answer read (a real one is a few hundred bytes); more is an error."""
+
+STREAM_ENDPOINT = "bot/send-stream"
+_STREAM_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
+_TOKEN_IN_URL = re.compile(r"(token=)[^&\s'\"]*")
+
+TRANSPORT_EXCEPTIONS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+FailureKind = Literal["connect", "connect_timeout", "response_timeout", "other"]
+ErrorFactory = Callable[[FailureKind, str], YunhuError]
+"""Builds the library error for one failure kind and its (redacted) detail."""
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace every ``token=…`` query value and each of ``secrets`` with ``***``."""
+    text = _TOKEN_IN_URL.sub(r"\1***", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def failure_kind(exc: BaseException) -> FailureKind:
+    """What kind of network failure an aiohttp/OS/timeout exception is."""
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return "response_timeout"
+    if isinstance(exc, (aiohttp.ConnectionTimeoutError, aiohttp.ServerTimeoutError)) or (
+        isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, aiohttp.ClientError)
+    ):
+        return "connect_timeout"
+    if isinstance(exc, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
+        return "connect"
+    return "other"
+
+
+def _yunhu_error(endpoint: str) -> ErrorFactory:
+    def build(kind: FailureKind, detail: str) -> YunhuError:
+        if kind == "connect_timeout":
+            return ConnectTimeoutError(f"{endpoint}: timed out ({detail})", endpoint=endpoint)
+        if kind == "response_timeout":
+            return ResponseTimeoutError(f"{endpoint}: timed out ({detail})", endpoint=endpoint)
+        cls = ConnectError if kind == "connect" else TransportError
+        return cls(f"{endpoint}: {detail}", endpoint=endpoint)
+
+    return build
+
+
+@contextmanager
+def translating(
+    endpoint: str, secrets: Iterable[str] = (), *, error: ErrorFactory | None = None
+) -> Iterator[None]:
+    """Turn aiohttp/OS/timeout errors raised inside into the library's errors.
+
+    Args:
+        endpoint: What was being called (named in the message).
+        secrets: Strings to redact from the message (tokens, API keys).
+        error: Builds the error for a failure kind; by default the
+            :class:`~yunhu_stream.errors.TransportError` family.
+
+    The original is chained (``raise … from exc``) unless its own text holds a
+    secret, in which case the chain is cut so no traceback can print it.
+    """
+    try:
+        yield
+    except TRANSPORT_EXCEPTIONS as exc:
+        kept = [s for s in secrets if s]
+        detail = redact(f"{type(exc).__name__}: {exc}", kept)
+        translated = (error or _yunhu_error(endpoint))(failure_kind(exc), detail)
+        original = f"{exc!r} {exc}"
+        leaks = any(s in original for s in kept) or _TOKEN_IN_URL.search(original) is not None
+        raise translated from (None if leaks else exc)
+
+
+@asynccontextmanager
+async def request(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: Any,
+    *,
+    endpoint: str,
+    secrets: Iterable[str] = (),
+    error: ErrorFactory | None = None,
+    **options: Any,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """Make one request; network errors inside the block come out translated.
+
+    Reading the response inside the ``async with`` block is covered too, so a
+    connection that breaks mid-body raises the library's error, never aiohttp's.
+    """
+    with translating(endpoint, secrets, error=error):
+        async with session.request(method, url, **options) as resp:
+            yield resp
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int, endpoint: str) -> bytes:
+    """The (decompressed) body, or InvalidResponseError once it passes ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise InvalidResponseError(
+                status=resp.status,
+                body=f"answer larger than {limit} bytes (not read further)",
+                endpoint=endpoint,
+            )
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def parse_envelope(status: int, body: bytes, endpoint: str, secrets: Iterable[str] = ()) -> Any:
+    """Return ``data`` from a YunHu envelope, or raise the error it describes.
+
+    Raises:
+        HTTPStatusError: status >= 300 (redirects are not followed: a moved API is a
+            configuration problem to surface, not to chase with the token attached).
+        InvalidResponseError: the body is not a JSON object with an integer ``code``.
+        APIError: ``code`` is not 1 (a subclass for each documented code).
+    """
+    kept = list(secrets)
+    # Error pages sometimes echo the request URL, token and all.
+    excerpt = redact(body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace"), kept)
+    if status >= 300:
+        raise HTTPStatusError(status=status, body=excerpt, endpoint=endpoint)
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict) or type(envelope.get("code")) is not int:
+        raise InvalidResponseError(status=status, body=excerpt, endpoint=endpoint)
+    code: int = envelope["code"]
+    if code != 1:
+        msg = envelope.get("msg", envelope.get("message", ""))
+        raise api_error(code, redact(str(msg), kept), endpoint)
+    return envelope.get("data")
+
+
+class Transport:
+    """YunHu over HTTP: one session, the token, URLs, envelopes and the stream body.
+
+    Args:
+        token: The bot token (sent as ``token=``; redacted from every error).
+        base_url: The API root, without a trailing slash.
+        session: A session to use and leave open; by default one is made on first
+            use (no pool limit: every concurrent stream needs its own connection)
+            and closed by :meth:`aclose`.
+        connect_timeout: Seconds to connect (TCP and TLS).
+        response_timeout: Seconds to wait for a JSON call's answer.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str,
+        *,
+        session: aiohttp.ClientSession | None,
+        connect_timeout: float,
+        response_timeout: float,
+    ) -> None:
+        self._token = token
+        self.base_url = base_url
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        self._call_timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_read=response_timeout
+        )
+        # No read timeout inside aiohttp for a stream: it would also run while a
+        # long body is still being sent. The caller times the answer once the
+        # body has ended.
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout)
+        self._connect_timeout = connect_timeout
+        self.calls_in_flight = 0  #: JSON calls waiting for their answer
+        self.streams_in_flight = 0  #: send-stream requests open
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.base_url} token=***>"
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` ran."""
+        return self._closed
+
+    def redact(self, text: str) -> str:
+        """``text`` with the token (and any ``token=`` value) replaced by ``***``."""
+        return redact(text, (self._token,))
+
+    def session(self) -> aiohttp.ClientSession:
+        """The session requests use (made on first use).
+
+        Raises:
+            BotClosedError: :meth:`aclose` ran.
+        """
+        if self._closed:
+            raise BotClosedError("this Bot has been closed")
+        if self._session is None:
+            # limit=0: aiohttp's default pool of 100 would silently hold back the
+            # 101st concurrent stream. No total timeout: a stream may be long.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_timeout),
+            )
+        return self._session
+
+
+    async def call(
+        self,
+        method: Literal["GET", "POST"],
+        endpoint: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> Any:
+        """One JSON API call (no retry): the envelope's ``data``, or the error it means."""
+        session = self.session()
+        self.calls_in_flight += 1
+        try:
+            async with request(
+                session, method, f"{self.base_url}/{endpoint}",
+                endpoint=endpoint, secrets=(self._token,),
+                params={"token": self._token, **(params or {})}, json=json,
+                allow_redirects=False, timeout=self._call_timeout,
+            ) as resp:
+                body = await read_capped(resp, MAX_RESPONSE_BYTES, endpoint)
+                status = resp.status
+        finally:
+            self.calls_in_flight -= 1
+        return parse_envelope(status, body, endpoint, (self._token,))
+
+    async def post_stream(self, params: dict[str, str], body: AsyncIterable[bytes]) -> Any:
+        """``POST bot/send-stream`` with a chunked body that follows ``body``.
+
+        Returns the envelope's ``data`` once the server answers. The caller bounds
+        the wait for that answer (it knows when its body ended).
+        """
+        writer: list[asyncio.Task[Any]] = []
+
+        async def chunks() -> AsyncIterator[bytes]:
+            task = asyncio.current_task()  # aiohttp's body-writer task runs this
+            if task is not None:
+                writer.append(task)
+            async for chunk in body:
+                yield chunk
+
+        session = self.session()
+        self.streams_in_flight += 1
+        try:
+            async with request(
+                session, "POST", f"{self.base_url}/{STREAM_ENDPOINT}",
+                endpoint=STREAM_ENDPOINT, secrets=(self._token,),
+                params={"token": self._token, **params}, data=chunks(),
+                headers=_STREAM_HEADERS, allow_redirects=False, timeout=self._stream_timeout,
+            ) as resp:
+                raw = await read_capped(resp, MAX_RESPONSE_BYTES, STREAM_ENDPOINT)
+                status = resp.status
+        finally:
+            self.streams_in_flight -= 1
+            # An early answer leaves aiohttp's body writer running, and what it
+            # raises (write_eof on a connection the server closed) was already
+            # answered for by the response or error we have: retrieve it so asyncio
+            # does not report it.
+            for task in writer:
+                task.add_done_callback(_retrieve)
+        return parse_envelope(status, raw, STREAM_ENDPOINT, (self._token,))
+
+    async def aclose(self) -> None:
+        """Close the session if this transport made it. Idempotent."""
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
