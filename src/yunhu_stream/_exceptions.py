@@ -24,6 +24,11 @@ class YunhuError(Exception):
         self.message = message
         self.text = text
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword-only arguments, so rebuild from the attributes:
+        # errors then survive pickling (worker processes, task queues).
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
 
 class ConfigurationError(YunhuError, ValueError):
     """A Bot or stream was configured with a missing or invalid value."""
@@ -302,3 +307,10 @@ class LLMProviderError(LLMStreamError):
 
 class LLMIncompleteError(LLMStreamError):
     """The connection ended cleanly but before ``data: [DONE]``: the answer may be cut off."""
+
+
+def _rebuild(cls: type[YunhuError], args: tuple[Any, ...], state: dict[str, Any]) -> YunhuError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

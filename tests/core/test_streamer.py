@@ -599,7 +599,7 @@ def test_unclosed_stream_warns() -> None:
             await s.abort()
             s2 = b.stream(to="user:1")
             await s2.write("forgotten")
-            task = s2._task
+            task = next(t for t in asyncio.all_tasks() if t.get_name().startswith("yunhu-stream"))
             with pytest.warns(ResourceWarning, match="never closed"):
                 del s2
                 gc.collect()

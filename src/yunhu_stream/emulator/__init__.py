@@ -9,6 +9,7 @@ on demand, and serves a live web page of the chats. See ``docs/emulator.md``.
 
 from __future__ import annotations
 
+from .._public import publish
 from ._core import RequestRecord
 from ._faults import ENDPOINTS, Fault, Faults
 from ._server import Emulator
@@ -25,3 +26,5 @@ __all__ = [
     "StoredMessage",
     "StreamRecord",
 ]
+
+publish(globals(), __all__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
@@ -12,6 +11,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from .. import _transport as transport
 from .._exceptions import (
     ConfigurationError,
     LLMConnectionError,
@@ -168,8 +168,10 @@ async def _stream(
     url = request.shown_url
     log.debug("llm_stream_started", url=url, model=request.model)
     try:
-        async with client.post(
-            request.url, data=request.payload, headers=request.headers, timeout=request.timeout
+        async with transport.request(
+            client, "POST", request.url, endpoint=url, secrets=request.secrets,
+            error=_network_error(url), data=request.payload, headers=request.headers,
+            timeout=request.timeout,
         ) as resp:
             await _check_response(resp, request)
             parser = SSEParser(max_event_chars=request.max_event_chars)
@@ -208,23 +210,18 @@ async def _stream(
             body="",
             text="".join(parts),
         ) from exc
-    except asyncio.TimeoutError as exc:  # aiohttp's timeouts derive from it
-        log.warning("llm_stream_failed", url=url, error="LLMTimeoutError", chars=_chars(parts))
-        raise LLMTimeoutError(
-            f"{url}: timed out ({type(exc).__name__}: {request.redact(str(exc))})",
-            url=url,
-            text="".join(parts),
-        ) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        log.warning("llm_stream_failed", url=url, error="LLMConnectionError", chars=_chars(parts))
-        raise LLMConnectionError(
-            f"{url}: connection failed ({type(exc).__name__}: {request.redact(str(exc))})",
-            url=url,
-            text="".join(parts),
-        ) from exc
     finally:
         if own:
             await client.close()
+
+
+def _network_error(url: str) -> transport.ErrorFactory:
+    def build(kind: transport.FailureKind, detail: str) -> LLMError:
+        if kind in ("connect_timeout", "response_timeout"):
+            return LLMTimeoutError(f"{url}: timed out ({detail})", url=url)
+        return LLMConnectionError(f"{url}: connection failed ({detail})", url=url)
+
+    return build
 
 
 async def _check_response(resp: aiohttp.ClientResponse, request: _Request) -> None:
