@@ -2,22 +2,29 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+BASE := $(VENV)/.installed-base
+STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test lint bench browser setup test-oldest
 
 # The oldest Python we support, when this machine has one (pyenv's, or python3.10 on PATH).
 PY_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3) $(shell command -v python3.10 2>/dev/null))
 
-$(STAMP): pyproject.toml
+# The package alone: all `make demo` needs.
+$(BASE): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(BASE)
+
+# Plus the test tools and the real frameworks the tests drive.
+$(STAMP): $(BASE)
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE)
 	$(BIN)/yunhu-stream demo
 
 # Debian's chromium and chromedriver for the browser tests; skipped (and those tests
@@ -25,7 +32,7 @@ demo: $(STAMP)
 browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null) \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-microhei >/dev/null) \
 		|| echo "WARNING: could not install chromium: browser tests will skip"; \
 	else echo "note: chromium not installed and not root: browser tests will skip"; fi
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import resource
 import sys
 import zlib
@@ -263,11 +262,6 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--profile", metavar="PATH", help="write a pyinstrument text profile")
     args = parser.parse_args()
-    # An application that streams at this rate does not print two info lines per stream to
-    # stdout (structlog's unconfigured default); it filters them, as here.
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     coro = run(args.impl, args.scenario, args.base_url, json.loads(args.params), args.profile)

@@ -21,7 +21,6 @@ import asyncio
 import logging
 
 import aiohttp
-import structlog
 from aiohttp import web
 
 from yunhu_stream import Bot
@@ -108,9 +107,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
     if args.demo:
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
         asyncio.run(demo())
     else:
+        logging.basicConfig(level=logging.INFO)  # a deployment wants the library's events
         web.run_app(build_app(), host=args.host, port=args.port)
 
 

@@ -18,7 +18,6 @@ import codecs
 import logging
 
 import aiohttp
-import structlog
 
 from yunhu_stream import Bot
 from yunhu_stream.app import BotApp
@@ -103,10 +102,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
     if args.demo:
-        # Keep the demo's output to what it prints; a real deployment logs normally.
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
         asyncio.run(demo())
     else:
+        logging.basicConfig(level=logging.INFO)  # a deployment wants the library's events
         build_app().run(host=args.host, port=args.port)
 
 

@@ -35,7 +35,6 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import structlog
 from aiohttp import web
 
 from yunhu_stream import Bot
@@ -45,7 +44,7 @@ from yunhu_stream.fake_llm import FakeLLM
 from yunhu_stream.llm import LLMError, openai_chat_deltas
 from yunhu_stream.sse import SSEParser, TeeIterator, sse_response, tee
 
-log = structlog.get_logger("llm_bot")
+log = logging.getLogger("llm_bot")
 
 SYSTEM_PROMPT = "You are a helpful assistant in a YunHu chat. Answer briefly, in Markdown."
 KEEP_ANSWERS = 100  # the page keeps this many recent answers in memory
@@ -244,9 +243,9 @@ def build_app(
                 except LLMError:
                     await s.close()  # keep what the model said before it failed
                     raise
-            log.info("answered", msg_id=answer.id, deltas=result.writes, chars=result.chars)
+            log.info("answered %s: %d deltas, %d chars", answer.id, result.writes, result.chars)
         except LLMError as exc:
-            log.warning("model_failed", msg_id=answer.id, error=type(exc).__name__)
+            log.warning("model failed msg_id=%s error=%s", answer.id, type(exc).__name__)
         finally:
             await recorder
 
@@ -266,7 +265,7 @@ def _model(
             return
         async with FakeLLM(fake_answer, delay=fake_delay) as fake:
             app[LLM] = LLMConfig(base_url=fake.base_url, api_key=None, model=fake.model)
-            log.info("using_fake_model", base_url=fake.base_url)
+            log.info("using the fake model at %s", fake.base_url)
             yield
 
     return context
@@ -358,9 +357,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
     if args.demo:
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
         asyncio.run(demo())
     else:
+        logging.basicConfig(level=logging.INFO)  # a deployment wants the library's events
         web.run_app(build_app(), host=args.host, port=args.port)
 
 

@@ -63,7 +63,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     asyncio.run(main())
