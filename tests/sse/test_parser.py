@@ -172,7 +172,7 @@ class TestLimitsAndMisuse:
     @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10"])
     def test_bad_limit_is_rejected(self, bad: object) -> None:
         """max_event_chars must be a positive int."""
-        with pytest.raises(ValueError, match="max_event_chars must be a positive int"):
+        with pytest.raises(ValueError, match="max_event_chars must be an integer >= 1"):
             SSEParser(max_event_chars=bad)  # type: ignore[arg-type]
 
     def test_feed_rejects_str(self) -> None:

@@ -340,8 +340,8 @@ class TestArguments:
         [
             ({"event": "a\nb"}, "event must be a non-empty string without line breaks"),
             ({"done_event": ""}, "done_event must be"),
-            ({"data": "xml"}, "data must be 'json' or 'text'"),
-            ({"keepalive": 0}, "keepalive must be a positive number"),
+            ({"data": "xml"}, "data must be one of 'json', 'text'"),
+            ({"keepalive": 0}, "keepalive must be a number of seconds > 0, or None"),
         ],
     )
     async def test_bad_arguments_fail_before_sending(

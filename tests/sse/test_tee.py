@@ -223,7 +223,7 @@ class TestArguments:
     @pytest.mark.parametrize(("n", "max_buffer"), [(0, 1), (2, 0), (True, 1), (2, 1.5)])
     def test_bad_sizes(self, n: object, max_buffer: object) -> None:
         """n and max_buffer must be positive ints."""
-        with pytest.raises(ValueError, match="must be an int >= 1"):
+        with pytest.raises(ValueError, match="must be an integer >= 1"):
             tee(Source([])(), n, max_buffer=max_buffer)  # type: ignore[arg-type]
 
     def test_not_async_iterable(self) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .. import _validate as validate
 from .._exceptions import ConfigurationError
 from ._store import DEFAULT_WAIT, Changes
 
@@ -83,13 +84,7 @@ class Fault:
 
 
 def _times(value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(
-            f"times must be a positive int or None (every request), not {value!r}"
-        )
-    return value
+    return validate.optional_integer("times", value, minimum=1)
 
 
 def _endpoints(value: str | Iterable[str]) -> frozenset[str]:
@@ -106,16 +101,15 @@ def _endpoints(value: str | Iterable[str]) -> frozenset[str]:
 
 
 def _when(value: str) -> When:
-    if value not in WHENS:
-        raise ConfigurationError(f"when must be 'before_body' or 'after_body', not {value!r}")
-    return value  # type: ignore[return-value]  # checked just above
+    checked: str = validate.choice("when", value, WHENS)
+    return checked  # type: ignore[return-value]  # one of WHENS
 
 
 def _non_negative(name: str, value: float | None, *, integer: bool = False) -> None:
-    kind = (int,) if integer else (int, float)
-    if value is None or isinstance(value, bool) or not isinstance(value, kind) or value < 0:
-        what = "int" if integer else "number"
-        raise ConfigurationError(f"{name} must be a non-negative {what}, not {value!r}")
+    if integer:
+        validate.integer(name, value, minimum=0)
+    else:
+        validate.seconds(name, value, zero=True)
 
 
 class Faults:
@@ -177,8 +171,8 @@ class Faults:
         ``after_body``: the request takes effect first (a streamed or sent message
         exists in the chat), then this envelope is answered instead of success.
         """
-        if isinstance(code, bool) or not isinstance(code, int) or code == 1:
-            raise ConfigurationError(f"code must be an int other than 1 (success), not {code!r}")
+        if validate.integer("code", code, minimum=-(2**31)) == 1:
+            raise validate.fail("code", "an integer other than 1 (success)", code)
         text = msg if msg is not None else _DEFAULT_MSGS.get(code, "error")
         return self._add("reject", times, endpoint, code=code, msg=text, when=_when(when))
 
@@ -206,8 +200,7 @@ class Faults:
         endpoint: str | Iterable[str] = "send-stream",
     ) -> Fault:
         """Answer HTTP ``status`` with a short plain-text body instead of the envelope."""
-        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-            raise ConfigurationError(f"status must be an int from 400 to 599, not {status!r}")
+        validate.integer("status", status, minimum=400, maximum=599)
         return self._add("http_status", times, endpoint, status=status, when=_when(when))
 
     def non_json(
@@ -219,8 +212,7 @@ class Faults:
         endpoint: str | Iterable[str] = "send-stream",
     ) -> Fault:
         """Answer an HTML page (not JSON) with HTTP ``status``, like a misbehaving proxy."""
-        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-            raise ConfigurationError(f"status must be an int from 200 to 599, not {status!r}")
+        validate.integer("status", status, minimum=200, maximum=599)
         return self._add("non_json", times, endpoint, status=status, when=_when(when))
 
     def drop_after(

@@ -215,8 +215,7 @@ class Emulator(Lifecycle):
         Raises:
             TimeoutError: if they do not arrive in time.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigurationError(f"n must be a positive int, not {n!r}")
+        validate.integer("n", n, minimum=1)
         streams = self._core.streams
         return await self.wait_until(
             lambda: streams[n - 1] if len(streams) >= n else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
@@ -12,6 +11,7 @@ import aiohttp
 from yarl import URL
 
 from .. import _transport as transport
+from .. import _validate as validate
 from .._exceptions import (
     ConfigurationError,
     LLMConnectionError,
@@ -97,8 +97,8 @@ def openai_chat_deltas(
         or any("\r" in v or "\n" in v for v in headers.values())
     ):
         raise ConfigurationError("headers must be a mapping of str to str without line breaks")
-    _check_seconds("connect_timeout", connect_timeout, allow_none=False)
-    _check_seconds("read_timeout", read_timeout, allow_none=True)
+    validate.seconds("connect_timeout", connect_timeout)
+    validate.optional_seconds("read_timeout", read_timeout)
     reserved = sorted(set(extra_params) & set(_RESERVED))
     if reserved:
         raise ConfigurationError(
@@ -313,16 +313,3 @@ def _check_messages(messages: object) -> None:
             raise ConfigurationError(
                 f"messages[{i}] must be a dict with a 'role' string, not {message!r}"
             )
-
-
-def _check_seconds(name: str, value: object, *, allow_none: bool) -> None:
-    if value is None and allow_none:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        accepted = "a positive number of seconds" + (" or None" if allow_none else "")
-        raise ConfigurationError(f"{name} must be {accepted}, not {value!r}")

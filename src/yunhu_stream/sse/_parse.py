@@ -24,7 +24,8 @@ import codecs
 import re
 from dataclasses import dataclass
 
-from .._exceptions import ConfigurationError, SSEParseError
+from .. import _validate as validate
+from .._exceptions import SSEParseError
 
 __all__ = ["DEFAULT_MAX_EVENT_CHARS", "SSEEvent", "SSEParseError", "SSEParser"]
 
@@ -67,15 +68,7 @@ class SSEParser:
     """
 
     def __init__(self, *, max_event_chars: int = DEFAULT_MAX_EVENT_CHARS) -> None:
-        if (
-            not isinstance(max_event_chars, int)
-            or isinstance(max_event_chars, bool)
-            or max_event_chars < 1
-        ):
-            raise ConfigurationError(
-                f"max_event_chars must be a positive int, not {max_event_chars!r}"
-            )
-        self._max = max_event_chars
+        self._max = validate.integer("max_event_chars", max_event_chars, minimum=1)
         # utf-8-sig drops one BOM at the very start, even when it arrives split.
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
         self._partial: list[str] = []  # an unterminated line, in pieces

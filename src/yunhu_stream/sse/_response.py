@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -12,6 +11,7 @@ from typing import Literal
 
 from aiohttp import web
 
+from .. import _validate as validate
 from .._exceptions import ConfigurationError
 from .._log import get_logger
 
@@ -108,17 +108,8 @@ async def sse_response(
         _check_field(name, value)
     if event is not None:
         _check_field("event", event)
-    if data not in ("json", "text"):
-        raise ConfigurationError(f"data must be 'json' or 'text', not {data!r}")
-    if keepalive is not None and (
-        isinstance(keepalive, bool)
-        or not isinstance(keepalive, (int, float))
-        or not math.isfinite(keepalive)
-        or keepalive <= 0
-    ):
-        raise ConfigurationError(
-            f"keepalive must be a positive number of seconds or None, not {keepalive!r}"
-        )
+    validate.choice("data", data, ("json", "text"))
+    validate.optional_seconds("keepalive", keepalive)
     if not isinstance(source, AsyncIterable):
         raise TypeError(
             f"sse_response() takes an async iterable of str, not {type(source).__name__}"

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
-from .._exceptions import ConfigurationError, StreamBrokenError
+from .. import _validate as validate
+from .._exceptions import StreamBrokenError
 
 __all__ = ["TeeIterator", "tee"]
 
@@ -50,9 +51,8 @@ def tee(
     """
     if not isinstance(source, AsyncIterable):
         raise TypeError(f"tee() takes an async iterable, not {type(source).__name__}")
-    for name, value in (("n", n), ("max_buffer", max_buffer)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigurationError(f"{name} must be an int >= 1, not {value!r}")
+    validate.integer("n", n, minimum=1)
+    validate.integer("max_buffer", max_buffer, minimum=1)
     shared = _Shared(aiter(source), n, max_buffer)
     return tuple(TeeIterator(shared, i) for i in range(n))
 

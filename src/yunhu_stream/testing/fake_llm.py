@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from .. import _validate as validate
+
 __all__ = ["DEFAULT_ANSWER", "FAULTS", "Answer", "FakeLLM", "Fault", "tokenize"]
 
 Fault = Literal["error_mid_stream", "error_event", "no_done", "drop", "http_error", "not_sse"]
@@ -100,14 +102,11 @@ class FakeLLM:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not delay >= 0:
-            raise ValueError(f"delay must be a number of seconds >= 0, not {delay!r}")
-        if fault is not None and fault not in FAULTS:
-            raise ValueError(f"fault must be None or one of {', '.join(FAULTS)}, not {fault!r}")
-        if not isinstance(fault_after, int) or fault_after < 0:
-            raise ValueError(f"fault_after must be an int >= 0, not {fault_after!r}")
-        if not isinstance(http_status, int) or not 400 <= http_status <= 599:
-            raise ValueError(f"http_status must be an int from 400 to 599, not {http_status!r}")
+        validate.seconds("delay", delay, zero=True)
+        if fault is not None:
+            validate.choice("fault", fault, FAULTS)
+        validate.integer("fault_after", fault_after, minimum=0)
+        validate.integer("http_status", http_status, minimum=400, maximum=599)
         self.answer = answer
         self.delay = float(delay)
         self.fault: Fault | None = fault
