@@ -295,7 +295,7 @@ class TestValidation:
             ({"messages": "hi"}, "messages must be a non-empty list"),
             ({"messages": [{"content": "hi"}]}, r"messages\[0\] must be a dict with a 'role'"),
             ({"connect_timeout": 0}, "connect_timeout must be a positive number"),
-            ({"read_timeout": float("nan")}, "read_timeout must be a number of seconds > 0, or None"),
+            ({"read_timeout": float("nan")}, "read_timeout must be a number of seconds > 0"),
             ({"stream": False}, "stream cannot be passed"),
             ({"session": object()}, "session must be an aiohttp.ClientSession"),
             ({"temperature": object()}, "must be JSON"),
