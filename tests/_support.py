@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import yunhu_stream
@@ -43,3 +44,10 @@ def no_client_tasks() -> bool:
     current = asyncio.current_task()
     return not [t for t in asyncio.all_tasks()
                 if t is not current and not t.done() and _is_client_task(t)]
+
+
+def free_port() -> int:
+    """A TCP port that was free on loopback a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
