@@ -8,7 +8,7 @@ shares its transport, its limiters and its retry rules.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ._exceptions import (
     ConnectError,
@@ -23,6 +23,15 @@ from ._ratelimit import Limits
 from ._retry import RetryPolicy
 from ._transport import BODY_EXCERPT_CHARS, Transport
 from ._types import Delivery, MessageInfo, Recipient
+
+
+class InFlight(Protocol):
+    """A stream of this Bot that is running, as recovery sees it."""
+
+    recipient: Recipient
+
+    def sent_text(self) -> str:
+        """What its current attempt has sent of its current message."""
 
 
 def message_info(data: Any, endpoint: str, delivery: Delivery) -> MessageInfo:
@@ -59,6 +68,9 @@ class Api:
         retry: The retry rules for one request.
         delivered: Ids of the messages this Bot created, newest last (bounded);
             recovery must never take one of them for a partly streamed message.
+        streams: The streams of this Bot running now (recovery asks them what
+            they sent, so it never takes their message for its own).
+        claimed: Message ids a running recovery has taken as its own.
     """
 
     def __init__(
@@ -68,6 +80,8 @@ class Api:
         self.limits = limits
         self.retry = retry
         self.delivered: deque[str] = deque(maxlen=1024)
+        self.streams: set[InFlight] = set()
+        self.claimed: set[str] = set()
         self._log = log
 
     async def call(

@@ -5,6 +5,12 @@ the request body drains — is simply its tail past ``taken``. That single
 structure serves every case: coalescing (take the whole tail as one chunk),
 backpressure (bound the tail's length), replay after a failed attempt (move
 ``taken`` back to the message start) and rollover (end a message at ``split``).
+
+With ``max_text`` set, messages already delivered are dropped from the front once
+the kept text passes that many bytes (positions are relative to what is kept;
+``dropped`` counts what went), so a stream that rolls over can run for days in
+constant memory. The current message is always kept whole: it is what an error
+hands back as ``.text``.
 """
 
 from __future__ import annotations
@@ -29,8 +35,12 @@ def utf8_floor(data: bytes | bytearray, pos: int) -> int:
 class TranscriptBuffer:
     """Bytes written so far, with wake-ups for the one reader and any blocked writers."""
 
-    def __init__(self, max_pending: int, max_message: int | None) -> None:
+    def __init__(
+        self, max_pending: int, max_message: int | None, max_text: int | None = None
+    ) -> None:
         self.data = bytearray()
+        self.dropped = 0  # bytes of delivered messages no longer kept (see max_text)
+        self.max_text = max_text
         self.taken = 0  # bytes handed to the network (or delivered by edit)
         self.message_start = 0  # where the current message begins
         self.split: int | None = None  # where the current message must end (rollover)
@@ -143,11 +153,48 @@ class TranscriptBuffer:
         self.taken = len(self.data)
         self._freed()
 
+    def deliver(self) -> None:
+        """Hand on everything written up to the current message's end (its split, once
+        rollover fixes one): the text goes out by edit, not by the stream body."""
+        if self.split is None and self.max_message is not None:
+            self._choose_split()
+        self.taken = max(self.taken, len(self.data) if self.split is None else self.split)
+        self._freed()
+
+    @property
+    def written(self) -> int:
+        """Bytes written since the stream began (dropped ones included)."""
+        return self.dropped + len(self.data)
+
+    def sent_text(self, nbytes: int) -> str:
+        """The first ``nbytes`` of the current message, as text (a cut character left out)."""
+        start = self.message_start
+        with memoryview(self.data) as view:
+            return str(view[start : start + nbytes], "utf-8", "ignore")
+
     def next_message(self) -> None:
         """Start a new message where the current one ended."""
         self.message_start = self.split if self.split is not None else self.taken
         self.taken = self.message_start
         self.split = None
+        self.unbounded = False
+        if self.max_text is not None and len(self.data) > self.max_text:
+            self._drop_delivered()
+
+    def _drop_delivered(self) -> None:
+        """Forget delivered messages from the front, keeping at most ``max_text`` bytes
+        (never any of the current message), cut at a UTF-8 boundary."""
+        assert self.max_text is not None
+        cut = max(0, min(self.message_start, len(self.data) - self.max_text))
+        while cut < self.message_start and (self.data[cut] & 0xC0) == 0x80:
+            cut += 1
+        if cut <= 0:
+            return
+        del self.data[:cut]
+        self.dropped += cut
+        self.message_start -= cut
+        self.taken -= cut
+        self._seen_size -= cut
 
     def message_text(self) -> str:
         end = self.split if self.split is not None else len(self.data)

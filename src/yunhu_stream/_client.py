@@ -168,6 +168,7 @@ class Bot(Lifecycle):
         quote: Literal["drop", "fallback"] = "drop",
         max_message_bytes: int | None = None,
         max_buffer_bytes: int | None = None,
+        max_text_bytes: int | None = None,
     ) -> Streamer:
         """Start a streamed message to ``to``; use the result with ``async with``.
 
@@ -187,6 +188,9 @@ class Bot(Lifecycle):
             max_message_bytes: Roll over into a new message before one exceeds this
                 many UTF-8 bytes, at a paragraph, line or sentence end when possible.
             max_buffer_bytes: Bound of unsent text; ``write()`` waits beyond it.
+            max_text_bytes: Keep at most about this many bytes of delivered messages
+                for :attr:`Streamer.text` (with ``max_message_bytes``, a stream that
+                rolls over then runs in constant memory). ``None`` keeps it all.
 
         Raises:
             ConfigurationError: for a bad ``to``, ``content_type``, ``buttons``, ``at``,
@@ -199,6 +203,7 @@ class Bot(Lifecycle):
         validate.choice("quote", quote, ("drop", "fallback"))
         validate.optional_identifier("reply_to", reply_to)
         validate.optional_integer("max_message_bytes", max_message_bytes, minimum=64)
+        validate.optional_integer("max_text_bytes", max_text_bytes, minimum=0)
         buffer_bytes = (
             self.max_buffer_bytes
             if max_buffer_bytes is None
@@ -208,7 +213,7 @@ class Bot(Lifecycle):
         if reply_to is not None and quote == "drop":
             stream_log.debug("quote_dropped", reply_to=reply_to,
                       reason="send-stream has no parentId; pass quote='fallback' to keep it")
-        buffer = TranscriptBuffer(buffer_bytes, max_message_bytes)
+        buffer = TranscriptBuffer(buffer_bytes, max_message_bytes, max_text_bytes)
         delivery = Delivery(
             self._api, self._settings, recipient, content_type, buffer, stream_log,
             buttons=check_buttons(buttons), at=check_at(at),

@@ -107,6 +107,7 @@ class Delivery:
         """Deliver every message of the stream; store (never raise) a YunhuError."""
         started = time.monotonic()
         self.log.debug("stream_opened", content_type=self.content_type)
+        self.api.streams.add(self)
         try:
             if self._reply_to is not None:
                 await self._deliver_whole(parent_id=self._reply_to)
@@ -137,13 +138,15 @@ class Delivery:
                     msg_id=last.msg_id,
                     delivery=last.delivery,
                     messages=len(self.messages),
-                    bytes=len(self.buffer.data),
+                    bytes=self.buffer.written,
                     chunks=self.chunks_sent,
                     attempts=self.attempts,
                     ttfb_ms=None if self._first_chunk_at is None
                     else round((self._first_chunk_at - started) * 1000, 3),
                     duration_ms=round((time.monotonic() - started) * 1000, 3),
                 )
+        finally:
+            self.api.streams.discard(self)
 
     def _fail(self, exc: YunhuError) -> None:
         self.error = exc
@@ -151,7 +154,7 @@ class Delivery:
         self.buffer.wake_all()
         self.log.warning(
             "stream_failed", error=type(exc).__name__, detail=str(exc),
-            bytes=len(self.buffer.data), messages=len(self.messages),
+            bytes=self.buffer.written, messages=len(self.messages),
         )
 
     async def _more_to_come(self) -> bool:
@@ -170,6 +173,11 @@ class Delivery:
         if not await self.buffer.wait_for_write(idle, at_most):
             self.log.debug("stream_idle_closed", idle_timeout_s=idle)
             self.buffer.eof = True
+
+    def sent_text(self) -> str:
+        """What the current attempt has sent of the current message (what its message
+        in the chat can show at most)."""
+        return self.buffer.sent_text(self.attempt_sent)
 
     # -- one message: stream it, retrying early failures -------------------------------
 
@@ -295,16 +303,22 @@ class Delivery:
         while not buf.eof:
             await self.wait_for_writes()
         buf.deliver_all()
-        self.messages.append(await self.send_whole(buf.message_text(), parent_id=parent_id))
-        self._last_text = buf.message_text()
-
-    async def send_whole(self, text: str, parent_id: str | None) -> MessageInfo:
-        """``bot/send`` the text with the stream's buttons and mentions."""
-        info = await self.api.send(
-            self.recipient, self.content_type, content(text, self.buttons, self.at),
-            parent_id=parent_id,
+        text = buf.message_text()
+        self.messages.append(
+            await self.send_whole(text, parent_id=parent_id, buttons=self.buttons, at=self.at)
         )
-        self.decorated = info.msg_id
+        self._last_text = text
+
+    async def send_whole(
+        self, text: str, *, parent_id: str | None,
+        buttons: list[list[dict[str, Any]]] | None, at: list[str] | None,
+    ) -> MessageInfo:
+        """``bot/send`` the text (with ``buttons`` and ``at``, which mark it decorated)."""
+        info = await self.api.send(
+            self.recipient, self.content_type, content(text, buttons, at), parent_id=parent_id,
+        )
+        if buttons or at:
+            self.decorated = info.msg_id
         return info
 
     async def _decorate(self) -> None:

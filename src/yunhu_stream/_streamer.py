@@ -106,7 +106,7 @@ class Streamer:
     def __repr__(self) -> str:
         return (
             f"<Streamer to={self.recipient} content_type={self.content_type!r} "
-            f"state={self._state.value} bytes={len(self._buffer.data)}>"
+            f"state={self._state.value} bytes={self._buffer.written}>"
         )
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
@@ -123,7 +123,11 @@ class Streamer:
 
     @property
     def text(self) -> str:
-        """Everything written so far, in order (all messages, if it rolled over)."""
+        """Everything written so far, in order (all messages, if it rolled over).
+
+        With ``max_text_bytes`` (see :meth:`Bot.stream`), only the last messages up to
+        about that many bytes are kept (the current message always whole);
+        ``stats.bytes_written`` still counts everything."""
         return self._buffer.data.decode("utf-8")
 
     @property
@@ -142,7 +146,7 @@ class Streamer:
         d = self._delivery
         return StreamStatistics(
             writes=self._writes,
-            bytes_written=len(self._buffer.data),
+            bytes_written=self._buffer.written,
             bytes_sent=d.bytes_sent,
             chunks_sent=d.chunks_sent,
             buffered_bytes=self._buffer.pending,
@@ -335,7 +339,7 @@ class Streamer:
         self._buffer.eof = True
         self._buffer.wake_all()
         if self._task is not None:
-            self._log.debug("stream_aborted", bytes=len(self._buffer.data))
+            self._log.debug("stream_aborted", bytes=self._buffer.written)
 
     async def _cancel_task(self) -> None:
         task = self._task
