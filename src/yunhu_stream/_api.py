@@ -98,7 +98,7 @@ class Api:
         while True:
             await self.limits.acquire(endpoint)
             try:
-                return await self.transport.call(method, endpoint, params=params, json=json)
+                return await self.transport.call(method, endpoint, params=params, payload=json)
             except YunhuError as exc:
                 if not retryable(exc, idempotent=idempotent) or not await budget.backoff(
                     exc, self._log.bind(endpoint=endpoint), "request_retry"

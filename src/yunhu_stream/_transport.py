@@ -11,6 +11,7 @@ chunked ``bot/send-stream`` body.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
@@ -37,6 +38,8 @@ MAX_RESPONSE_BYTES = 256 * 1024
 
 STREAM_ENDPOINT = "bot/send-stream"
 _STREAM_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_LARGE_BODY = 1024 * 1024
 _TOKEN_IN_URL = re.compile(r"(token=)[^&\s'\"]*")
 
 TRANSPORT_EXCEPTIONS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -244,16 +247,22 @@ class Transport:
         endpoint: str,
         *,
         params: dict[str, str] | None = None,
-        json: dict[str, Any] | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> Any:
         """One JSON API call (no retry): the envelope's ``data``, or the error it means."""
         session = self.session()
+        body: bytes | io.BytesIO | None = None
+        if payload is not None:
+            body = json.dumps(payload, ensure_ascii=False).encode()
+            if len(body) >= _LARGE_BODY:  # aiohttp warns that raw bytes this large block
+                body = io.BytesIO(body)
         self.calls_in_flight += 1
         try:
             async with request(
                 session, method, f"{self.base_url}/{endpoint}",
                 endpoint=endpoint, secrets=(self._token,),
-                params={"token": self._token, **(params or {})}, json=json,
+                params={"token": self._token, **(params or {})}, data=body,
+                headers=_JSON_HEADERS if body is not None else None,
                 allow_redirects=False, timeout=self._call_timeout,
             ) as resp:
                 body = await read_capped(resp, MAX_RESPONSE_BYTES, endpoint)
