@@ -8,9 +8,12 @@ left running or connected.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import secrets
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 from structlog.testing import capture_logs
 
+from tests._paths import ROOT
 from tests._support import no_client_tasks
 from yunhu_stream import Bot, BotStatistics, MessageInfo, Streamer, errors
 from yunhu_stream.emulator import Emulator
@@ -299,24 +303,60 @@ class TestSecrets:
 
 
 @pytest.mark.soak
+def soak_settings() -> tuple[int, random.Random]:
+    count = int(os.environ.get("YUNHU_SOAK_COUNT", "120"))
+    return count, random.Random(int(os.environ.get("YUNHU_SOAK_SEED", "20261122")))
+
+
+def soak_text(rng: random.Random) -> list[str]:
+    """Pieces of one random reply; every reply starts with the same "好的，" on purpose."""
+    pieces = ["".join(rng.choice("ab云湖😀 \n") for _ in range(rng.randint(1, 30)))
+              for _ in range(rng.randint(1, 25))]
+    return ["好的，", *pieces]
+
+
+SOAK_CHILD = """
+import asyncio, json, random, sys
+from yunhu_stream import Bot
+from tests.core.test_fault_recovery import soak_text
+
+async def main(token, base_url, count, seed):
+    rng = random.Random(seed)
+    texts = {}
+    async with Bot(token, base_url=base_url, rate_limit=None, edit_interval=0.05) as bot:
+        async def one(i):
+            pieces = soak_text(rng)
+            async with bot.stream(to=f"group:{i % max(1, count // 4)}") as s:
+                for piece in pieces:
+                    await s.write(piece)
+                    if rng.random() < 0.3:
+                        await asyncio.sleep(rng.random() * 0.01)
+            texts[i] = "".join(pieces)
+        await asyncio.gather(*(one(i) for i in range(count)))
+    print(json.dumps(texts))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+"""
+
+
 class TestSoak:
-    async def test_random_faults_and_writes(self) -> None:
-        """Many streams with random faults: every transcript lands exactly once, complete."""
-        count = int(os.environ.get("YUNHU_SOAK_COUNT", "120"))
-        rng = random.Random(int(os.environ.get("YUNHU_SOAK_SEED", "20261122")))
+    async def _run(self, emu: Emulator, count: int, rng: random.Random) -> dict[str, list[str]]:
+        """``count`` concurrent streams, about four per chat, with random faults; the texts
+        each chat must show."""
         faults = [c for c in CASES if c.name != "slow reader"] + [None] * 6
-        async with Emulator() as emu, make_bot(emu, rate_limit=None) as bot:
-            transcripts: dict[str, str] = {}
+        chats = max(1, count // 4)
+        expected: dict[str, list[str]] = {}
+        async with make_bot(emu, rate_limit=None) as bot:
 
             async def one(i: int) -> None:
-                pieces = ["".join(rng.choice("ab云湖😀 \n") for _ in range(rng.randint(1, 30)))
-                          for _ in range(rng.randint(1, 25))]
-                async with bot.stream(to=f"group:{i}") as s:
+                pieces = soak_text(rng)
+                chat = str(i % chats)
+                async with bot.stream(to=f"group:{chat}") as s:
                     for piece in pieces:
                         await s.write(piece)
                         if rng.random() < 0.3:
                             await asyncio.sleep(rng.random() * 0.01)
-                transcripts[str(i)] = "".join(pieces)
+                expected.setdefault(chat, []).append("".join(pieces))
 
             for start in range(0, count, 40):
                 batch = range(start, min(count, start + 40))
@@ -326,8 +366,40 @@ class TestSoak:
                         case.inject(emu)
                 await asyncio.gather(*(one(i) for i in batch))
                 emu.faults.clear()
-            for chat_id, text in transcripts.items():
-                assert [m.text for m in emu.chat("group", chat_id)] == [text], chat_id
             assert bot.stats == BotStatistics(calls_in_flight=0, streams_in_flight=0)
+        return expected
+
+    async def test_random_faults_and_writes(self) -> None:
+        """Many streams, several per chat all starting alike, with random faults: every
+        transcript is in its chat exactly once, complete."""
+        count, rng = soak_settings()
+        async with Emulator() as emu:
+            expected = await self._run(emu, count, rng)
+            for chat, texts in expected.items():
+                assert sorted(m.text for m in emu.chat("group", chat)) == sorted(texts), chat
         assert no_client_tasks()
 
+    async def test_two_processes_share_a_token(self) -> None:
+        """A second process streams into the same chats with the same token, and both meet
+        random faults: every reply of both is shown whole exactly once, and nothing else
+        is in the chats but leftover partial messages of recoveries that could not tell
+        two identical partial messages of the two processes apart (docs/reliability.md:
+        without Redis the processes cannot know each other's streams)."""
+        count, rng = soak_settings()
+        count = max(8, count // 2)
+        async with Emulator() as emu:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", SOAK_CHILD, emu.token, emu.base_url, str(count),
+                str(rng.randint(0, 2**31)), stdout=subprocess.PIPE, cwd=ROOT,
+            )
+            expected = await self._run(emu, count, rng)
+            out, _ = await child.communicate()
+            assert child.returncode == 0
+            for i, text in json.loads(out).items():
+                expected.setdefault(str(int(i) % max(1, count // 4)), []).append(text)
+            for chat, texts in expected.items():
+                shown = [m.text for m in emu.chat("group", chat)]
+                for text in texts:
+                    assert shown.count(text) == texts.count(text), (chat, text)
+                extra = [t for t in shown if t not in texts]
+                assert all(any(x.startswith(t) for x in texts) for t in extra), (chat, extra)
