@@ -101,6 +101,13 @@ class Delivery:
         self._last_text = ""
         self.decorated: str | None = None  #: msg id that got buttons/mentions
 
+    def attach(self, buttons: list[list[dict[str, Any]]] | None, at: list[str] | None) -> None:
+        """Decorate the last message with these too (the caller checked them)."""
+        if buttons is not None:
+            self.buttons = buttons
+        if at:
+            self.at = list(dict.fromkeys([*(self.at or []), *at]))
+
     # -- the task ---------------------------------------------------------------------
 
     async def run(self) -> None:
