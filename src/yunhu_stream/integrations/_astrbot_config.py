@@ -1,0 +1,209 @@
+"""The AstrBot adapter's settings: the template of its platform page, and their checks.
+
+Kept out of the ``astrbot`` subpackage so that it imports without AstrBot (the
+emulator helpers and the tests use it too).
+
+AstrBot stores one dict per platform instance and hands it to the adapter. The keys
+are prefixed ``yunhu_`` because AstrBot keeps one field description table for every
+adapter's keys, and a bare ``port`` or ``token`` is already described there for others.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .. import errors
+from .._client import DEFAULT_BASE_URL
+
+ADAPTER_NAME = "yunhu_stream"
+"""The adapter's type name in AstrBot (``platform[].type``)."""
+
+DISPLAY_NAME = "云湖 YunHu (yunhu-stream)"
+
+DESCRIPTION = "云湖 (YunHu) 机器人：真正的流式回复（send-stream），失败时编辑恢复，长回复自动分条。"
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "id": "yunhu",
+    "type": ADAPTER_NAME,
+    "enable": False,
+    "yunhu_token": "",
+    "yunhu_bot_id": "",
+    "unified_webhook_mode": False,
+    "webhook_uuid": "",
+    "yunhu_webhook_host": "0.0.0.0",  # noqa: S104 - YunHu must reach it; users put a proxy in front
+    "yunhu_webhook_port": 6197,
+    "yunhu_webhook_path": "/yunhu/webhook",
+    "yunhu_base_url": "",
+    "yunhu_markdown": True,
+    "yunhu_max_message_bytes": 0,
+    "yunhu_rate_limit": 10.0,
+}
+"""What a new YunHu platform instance starts with in AstrBot's platform page."""
+
+FIELD_DESCRIPTIONS: dict[str, dict[str, Any]] = {
+    "yunhu_token": {
+        "description": "机器人 Token",
+        "type": "string",
+        "hint": "云湖控制台中机器人的 Token。只用于调用云湖 API，不会出现在日志里。",
+    },
+    "yunhu_bot_id": {
+        "description": "机器人 ID",
+        "type": "string",
+        "hint": "机器人的云湖 ID，用于识别群聊中 @机器人 和引用机器人的消息。"
+                "留空时从第一条私聊消息中得知。",
+    },
+    "yunhu_webhook_host": {
+        "description": "Webhook 监听地址",
+        "type": "string",
+        "hint": "独立端口模式下 Webhook 服务器监听的地址。",
+        "condition": {"unified_webhook_mode": False},
+    },
+    "yunhu_webhook_port": {
+        "description": "Webhook 端口",
+        "type": "int",
+        "hint": "独立端口模式下 Webhook 服务器的端口。",
+        "condition": {"unified_webhook_mode": False},
+    },
+    "yunhu_webhook_path": {
+        "description": "Webhook 路径",
+        "type": "string",
+        "hint": "云湖推送事件的路径。云湖的推送没有签名，一个难以猜到的路径就是它唯一的密钥。",
+        "condition": {"unified_webhook_mode": False},
+    },
+    "yunhu_base_url": {
+        "description": "API 地址",
+        "type": "string",
+        "hint": f"留空即云湖官方地址 {DEFAULT_BASE_URL}；测试时填写模拟器的 base_url。",
+    },
+    "yunhu_markdown": {
+        "description": "以 Markdown 发送",
+        "type": "bool",
+        "hint": "关闭后以纯文本发送。",
+    },
+    "yunhu_max_message_bytes": {
+        "description": "单条消息最大字节数",
+        "type": "int",
+        "hint": "超过后在段落、行或句子结束处接着发下一条消息（UTF-8 字节，至少 64）。"
+                "0 表示不分条；云湖未公开上限。",
+    },
+    "yunhu_rate_limit": {
+        "description": "每秒请求数上限",
+        "type": "float",
+        "hint": "每个接口每秒的请求数，本平台实例的所有流式和普通发送共享"
+                "（云湖文档为 10）。0 表示不限。",
+    },
+}
+"""Descriptions AstrBot's platform page shows for the adapter's own keys."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One platform instance's settings, checked.
+
+    Attributes:
+        token: The bot token (never logged, never in an error message).
+        bot_id: The bot's YunHu id, ``""`` if not configured.
+        base_url: API root, ``None`` for YunHu's.
+        unified_webhook: Receive events through AstrBot's unified webhook route.
+        webhook_host, webhook_port, webhook_path: The adapter's own webhook server.
+        content_type: ``"markdown"`` or ``"text"``.
+        max_message_bytes: Rollover size, ``None`` for off.
+        rate_limit: Requests per second per endpoint, ``None`` for off.
+    """
+
+    token: str
+    bot_id: str
+    base_url: str | None
+    unified_webhook: bool
+    webhook_host: str
+    webhook_port: int
+    webhook_path: str
+    content_type: str
+    max_message_bytes: int | None
+    rate_limit: float | None
+
+    def __repr__(self) -> str:
+        return (f"Settings(bot_id={self.bot_id!r}, base_url={self.base_url!r}, "
+                f"unified_webhook={self.unified_webhook}, token='***')")
+
+
+def parse_settings(config: Mapping[str, Any]) -> Settings:
+    """Check one platform instance's config dict and return its settings.
+
+    Raises:
+        errors.ConfigurationError: naming the field, what it holds (never the token)
+            and what is accepted.
+    """
+    token = config.get("yunhu_token")
+    if not isinstance(token, str) or not token.strip():
+        raise errors.ConfigurationError(
+            "yunhu_token is empty: paste the bot's token from the YunHu console "
+            "into the platform's 机器人 Token field"
+        )
+    base_url = _text(config, "yunhu_base_url").strip() or None
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise errors.ConfigurationError(
+            f"yunhu_base_url must be empty or an http:// or https:// URL, not {base_url!r}"
+        )
+    path = _text(config, "yunhu_webhook_path", "/yunhu/webhook")
+    if not path.startswith("/") or any(c.isspace() for c in path):
+        raise errors.ConfigurationError(
+            f"yunhu_webhook_path must start with '/' and hold no spaces, not {path!r}"
+        )
+    port = _integer(config, "yunhu_webhook_port", 6197)
+    if not 1 <= port <= 65535:
+        raise errors.ConfigurationError(
+            f"yunhu_webhook_port must be a port from 1 to 65535, not {port!r}"
+        )
+    rollover = _integer(config, "yunhu_max_message_bytes", 0)
+    if rollover != 0 and rollover < 64:
+        raise errors.ConfigurationError(
+            f"yunhu_max_message_bytes must be 0 (off) or at least 64, not {rollover!r}"
+        )
+    rate = config.get("yunhu_rate_limit", 10.0)
+    if (isinstance(rate, bool) or not isinstance(rate, (int, float))
+            or not math.isfinite(rate) or rate < 0):
+        raise errors.ConfigurationError(
+            f"yunhu_rate_limit must be a number of requests per second >= 0 (0: no limit), "
+            f"not {rate!r}"
+        )
+    return Settings(
+        token=token.strip(),
+        bot_id=_text(config, "yunhu_bot_id").strip(),
+        base_url=base_url,
+        unified_webhook=_flag(config, "unified_webhook_mode", False),
+        webhook_host=_text(config, "yunhu_webhook_host", "0.0.0.0").strip() or "0.0.0.0",  # noqa: S104
+        webhook_port=port,
+        webhook_path=path,
+        content_type="markdown" if _flag(config, "yunhu_markdown", True) else "text",
+        max_message_bytes=rollover or None,
+        rate_limit=float(rate) or None,
+    )
+
+
+def _text(config: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = config.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise errors.ConfigurationError(f"{key} must be a string, not {value!r}")
+    return value
+
+
+def _integer(config: Mapping[str, Any], key: str, default: int) -> int:
+    value = config.get(key, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # the platform page may hand a number over as text
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.ConfigurationError(f"{key} must be an integer, not {value!r}")
+    return value
+
+
+def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = config.get(key, default)
+    if not isinstance(value, bool):
+        raise errors.ConfigurationError(f"{key} must be true or false, not {value!r}")
+    return value
