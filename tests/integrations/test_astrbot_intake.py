@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests._paths import EXAMPLES
 from tests.integrations._astrbot import (
     BOT_ID,
     AstrBot,
@@ -21,7 +22,7 @@ from tests.integrations._astrbot import (
     require_astrbot,
     running_astrbot,
 )
-from tests.integrations._frameworks import new_id
+from tests.integrations._frameworks import new_id, run_demo
 from yunhu_stream import Bot
 from yunhu_stream.mentions import mention
 from yunhu_stream.testing import button_event, follow_event, menu_event, message_event
@@ -261,3 +262,14 @@ class TestLifecycle:
         assert refused <= {"models.dev", "api.soulter.top", "tickstats.soulter.top"}
         assert json.loads((astrbot.root / "data" / "cmd_config.json").read_text(
             encoding="utf-8-sig"))["platform"][0]["type"] == "yunhu_stream"
+
+
+class TestExample:
+    async def test_the_one_command_demo_streams_an_llm_reply(self, tmp_path: Path) -> None:
+        """examples/astrbot_demo/demo.py runs AstrBot with the adapter, the emulator and the
+        fake LLM; the reply arrives in the user's chat in many chunks."""
+        status, output = await run_demo(EXAMPLES / "astrbot_demo" / "demo.py", "你好",
+                                        cwd=tmp_path)
+        assert status == 0, output
+        assert "user 7756242's chat now shows: 你好！我是跑在 **AstrBot** 里的假模型。" in output
+        assert "streamed in" in output and "FAILED" not in output

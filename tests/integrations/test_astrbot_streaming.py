@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio.to_thread
 import pytest
 
+from tests import _browser as browser
+from tests._browser import save_screenshot, wait_for_js
 from tests.integrations._astrbot import (
     BOT_ID,
     AstrBot,
@@ -36,6 +39,15 @@ LONG = "\n\n".join(f"第 {i} 段：" + "长回答的内容会越过一条消息�
 ROLLOVER = 256
 BUTTONS = [[{"text": "再来一次", "actionType": 3, "value": "again"}]]
 FRIEND_ID = "5546917"  # mentioned by the probe's late_mention chain
+chromium_driver = browser.chromium_driver  # the shared fixture, made visible here
+
+# The live page's hooks (emulator/static/app.js): article.message[data-msg-id] with
+# data-streaming, and its .message-body.
+PAGE_MESSAGE_JS = """const el = document.querySelector(
+  'article.message[data-msg-id="' + arguments[0] + '"]');
+if (!el) return null;
+const m = {text: el.querySelector('.message-body').textContent, streaming: el.dataset.streaming};
+return (%s) ? m : null;"""
 
 
 def answer(messages: list[dict[str, Any]]) -> str | ToolCall:
@@ -218,3 +230,40 @@ class TestChainsFromPlugins:
         messages = await finished(astrbot, f"user:{user}", count=12)
         assert [m.text for m in messages] == [f"第 {i} 条" for i in range(12)]
         assert astrbot.emu.rate_limited == 0
+
+
+@pytest.mark.browser
+class TestLivePage:
+    async def test_the_reply_grows_on_the_emulators_live_page(
+        self, astrbot: AstrBot, chromium_driver: Any
+    ) -> None:
+        """The emulator's page, open in Chromium, shows AstrBot's reply streaming (part of
+        the text, marked streaming) and then complete."""
+        driver = chromium_driver
+        astrbot.llm.delay = 0.2  # a slow model: the page has seconds to show the partial text
+        try:
+            user = await ask(astrbot, "在页面上看")
+            message = await astrbot.emu.wait_for_message("user", user)
+
+            def load() -> None:
+                driver.get("about:blank")
+                driver.get(f"{astrbot.emu.url}#user:{user}")
+                wait_for_js(driver, "return document.getElementById('status').dataset.state"
+                                    " === 'open'")
+
+            await anyio.to_thread.run_sync(load)
+
+            def seen(condition: str) -> dict[str, str]:
+                script = PAGE_MESSAGE_JS % condition
+                return wait_for_js(driver, f"return (function() {{ {script} }}).apply(null, "
+                                           f"[{message.msg_id!r}])")
+
+            growing = await anyio.to_thread.run_sync(
+                seen, f"m.streaming === 'true' && m.text.length > 0 "
+                      f"&& m.text.length < {len(ANSWER)}")
+            assert ANSWER.startswith(growing["text"])
+            done = await anyio.to_thread.run_sync(seen, "m.streaming === 'false'")
+            assert done["text"] == ANSWER
+            save_screenshot(driver, "astrbot_reply_on_live_page")
+        finally:
+            astrbot.llm.delay = 0.02
