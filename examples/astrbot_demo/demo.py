@@ -54,10 +54,6 @@ def free_port() -> int:
 
 
 async def main(text: str, serve: bool) -> int:
-    if not ASTRBOT_PYTHON.is_file():
-        print(f"AstrBot is not installed at {ASTRBOT_PYTHON}: run make astrbot-env",
-              file=sys.stderr)
-        return 2
     async with Emulator() as emu, FakeLLM(ANSWER, delay=0.08) as llm, \
             contextlib.AsyncExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="astrbot-demo-")))
@@ -139,4 +135,6 @@ if __name__ == "__main__":
     parser.add_argument("text", nargs="*", help="what the user says (default: 你好)")
     parser.add_argument("--serve", action="store_true", help="keep running until Ctrl-C")
     args = parser.parse_args()
+    if not ASTRBOT_PYTHON.is_file():
+        sys.exit(f"AstrBot is not installed at {ASTRBOT_PYTHON}: run make astrbot-env")
     sys.exit(asyncio.run(main(" ".join(args.text) or "你好", args.serve)))

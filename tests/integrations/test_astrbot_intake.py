@@ -67,7 +67,7 @@ class TestLoading:
         out = astrbot.child.output
         assert "Plugin astrbot_plugin_yunhu_stream (0.1.0)" in out
         assert "载入 yunhu_stream(yunhu) 平台适配器" in out
-        assert "event=astrbot_webhook_ready platform_id=yunhu" in out
+        assert "astrbot_webhook_ready platform_id=yunhu" in out
 
     async def test_a_bad_config_stops_that_instance_and_says_why(self, astrbot: AstrBot) -> None:
         """An instance with an invalid field fails at start with the field named, and
@@ -252,7 +252,7 @@ class TestLifecycle:
             assert await reply_in(astrbot, f"user:{user}") == "收到：在吗"
         out = astrbot.child.output
         assert astrbot.child.proc.returncode == 0, out
-        assert "event=astrbot_platform_stopped platform_id=yunhu" in out
+        assert "astrbot_platform_stopped platform_id=yunhu" in out
         assert "astrbot_offline_stopped" in out
         assert astrbot.emu.token not in out
         # AstrBot fetches model metadata from models.dev at every start: refused, as planned.

@@ -142,7 +142,7 @@ class TestLLMReplies:
         [message] = await finished(astrbot, f"user:{user}", last=lambda m: m.text == ANSWER)
         assert message.edits >= 1
         assert streams_to(astrbot, user)[0].aborted
-        await astrbot.child.wait_for_line(lambda line: "event=stream_recovering" in line,
+        await astrbot.child.wait_for_line(lambda line: "stream_recovering" in line,
                                           what="the recovery log event")
 
     async def test_a_long_answer_rolls_over_into_several_messages(

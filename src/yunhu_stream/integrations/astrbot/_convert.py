@@ -25,7 +25,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
 from astrbot.api.message_components import (
     At,
     BaseMessageComponent,
@@ -40,6 +39,7 @@ from astrbot.api.platform import AstrBotMessage, Group, MessageMember, MessageTy
 
 from ... import errors
 from ..._client import Bot
+from ..._log import get_logger
 from ..._types import Recipient
 from ...events import (
     ButtonReportEvent,
@@ -48,7 +48,7 @@ from ...events import (
     ShortcutMenuEvent,
 )
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("integrations")
 
 # A mention as YunHu clients write it: "@", the name, U+200B (see yunhu_stream.mentions).
 _MENTION = re.compile(r"@([^\u200b\r\n]{1,64}?)\u200b[ \t]?")

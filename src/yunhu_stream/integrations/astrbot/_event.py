@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from astrbot.api.event import AstrMessageEvent, MessageChain
 from astrbot.api.message_components import At, BaseMessageComponent, Plain
 from astrbot.api.platform import AstrBotMessage, MessageType, PlatformMetadata
 
 from ... import errors
 from ..._content import check_buttons
+from ..._log import get_logger
 from ..._types import Recipient
 from ...events import Event
 from ._send import Buttons, StreamingReply, send_chain
@@ -20,7 +20,7 @@ from ._send import Buttons, StreamingReply, send_chain
 if TYPE_CHECKING:
     from ._platform import YunhuStreamPlatform
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("integrations")
 
 BUTTONS_EXTRA = "yunhu_buttons"
 """The event extra holding the next reply's buttons (see :meth:`YunhuStreamEvent.set_buttons`)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import structlog
 from astrbot.api import logger as astrbot_logger
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -21,30 +20,21 @@ class _ToAstrBot(logging.Handler):
 
 
 def forward_logs(level: str = "INFO") -> None:
-    """Show yunhu-stream's events from ``level`` up in AstrBot's log, as logfmt lines.
+    """Show yunhu-stream's events from ``level`` up in AstrBot's log.
 
-    The library prints nothing by itself; inside AstrBot this is the application's
-    logging set-up (the plugin calls it when it loads; calling it again replaces the
-    level and handler). The token never appears in an event.
+    The library's loggers (``yunhu_stream.*``, standard library) print nothing until
+    the application configures logging; inside AstrBot this is that set-up (the plugin
+    calls it when it loads; calling it again replaces the level and handler). Lines
+    read ``[yunhu-stream] stream_closed msg_id=... bytes=...``; the token is never in one.
 
     Raises:
         ValueError: ``level`` is not one of DEBUG, INFO, WARNING, ERROR.
     """
     if level not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
-    structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            structlog.processors.format_exc_info,
-            structlog.processors.LogfmtRenderer(key_order=["event"]),
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )
     library = logging.getLogger("yunhu_stream")
     for handler in [h for h in library.handlers if isinstance(h, _ToAstrBot)]:
         library.removeHandler(handler)
     library.addHandler(_ToAstrBot())
     library.setLevel(level)
-    library.propagate = False  # AstrBot's own handlers already got it
+    library.propagate = False  # AstrBot's own handlers get it through the one above

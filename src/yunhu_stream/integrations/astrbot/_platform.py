@@ -7,7 +7,6 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
-import structlog
 from aiohttp import web
 from astrbot.api.event import MessageChain
 from astrbot.api.platform import (
@@ -20,6 +19,7 @@ from astrbot.core.platform.message_session import MessageSession
 
 from ... import errors
 from ..._client import Bot
+from ..._log import get_logger
 from ..._types import Recipient
 from ...events import Event, EventParseError, MessageEvent, parse_event
 from .._astrbot_config import (
@@ -34,7 +34,7 @@ from ._convert import replyable, to_astrbot_message
 from ._event import YunhuStreamEvent
 from ._send import send_chain
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("integrations")
 
 DEDUP_SIZE = 4096
 """How many recent ``eventId`` values are remembered, so that redeliveries are dropped."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from astrbot.api.event import MessageChain
 from astrbot.api.message_components import (
     At,
@@ -35,12 +34,13 @@ from astrbot.api.message_components import (
 )
 
 from ..._client import Bot
+from ..._log import get_logger
 from ..._streamer import Streamer
 from ..._types import Recipient
 from ...mentions import mention
 from .._astrbot_config import Settings
 
-log = structlog.get_logger("yunhu_stream")
+log = get_logger("integrations")
 
 Buttons = list[list[dict[str, Any]]]
 
