@@ -155,7 +155,6 @@ class TestMessages:
         (the bot) and text, and quoting the bot wakes AstrBot as @bot does."""
         group = new_id()
         async with Bot(astrbot.emu.token, base_url=astrbot.emu.base_url) as bot:
-            await bot.send(f"group:{group}", "先前的回答")
             parent = await bot.send(f"group:{group}", "机器人说过的话")
             listed = await bot.messages(f"group:{group}", message_id=parent.msg_id, before=1)
         if parent.msg_id not in [item["msgId"] for item in listed]:

@@ -57,7 +57,7 @@ class YunhuStreamEvent(AstrMessageEvent):  # type: ignore[misc]  # AstrBot ships
         rows = self.get_extra(BUTTONS_EXTRA)
         if rows is None:
             return None
-        self._extras.pop(BUTTONS_EXTRA, None)  # one reply carries them
+        self.set_extra(BUTTONS_EXTRA, None)  # one reply carries them
         try:
             return check_buttons(rows)
         except ValueError as exc:
