@@ -60,13 +60,16 @@ PUBLISHED: dict[str, set[str]] = {
         "message_event"
     },
     "yunhu_stream.fake_llm": {
-        "Answer", "DEFAULT_ANSWER", "FAULTS", "FakeLLM", "Fault", "tokenize"
+        "Answer", "DEFAULT_ANSWER", "FAULTS", "FakeLLM", "Fault", "ToolCall", "tokenize"
     },
     "yunhu_stream.cli": {
         "ExitCode", "build_parser", "main"
     },
     "yunhu_stream.integrations.nonebot_emulator": {
         "EmulatorAdapter"
+    },
+    "yunhu_stream.integrations.astrbot_emulator": {
+        "PLATFORM_ID", "PROVIDER_ID", "READY_MARKER", "main", "prepare_root"
     },
 }
 PUBLIC_MODULES = sorted(PUBLISHED)

@@ -9,9 +9,10 @@ backticks, digits of a list number…), unless the deadline has passed or the st
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
+
+from . import _validate as validate
 
 __all__ = ["FirstChunk"]
 
@@ -35,8 +36,8 @@ class FirstChunk:
     ``FirstChunk(sentence=True, max_wait=1.0)`` waits for a sentence, at most a second.
 
     Raises:
-        ValueError: a negative ``min_chars``, or a ``max_wait`` that is not a
-            non-negative number.
+        ConfigurationError: a negative ``min_chars``, a ``sentence`` that is not a bool,
+            or a ``max_wait`` that is not None or a number of seconds >= 0.
     """
 
     min_chars: int = 0
@@ -44,15 +45,9 @@ class FirstChunk:
     max_wait: float | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.min_chars, bool) or not isinstance(self.min_chars, int) \
-                or self.min_chars < 0:
-            raise ValueError(f"min_chars must be an int >= 0, not {self.min_chars!r}")
-        if not isinstance(self.sentence, bool):
-            raise ValueError(f"sentence must be True or False, not {self.sentence!r}")
-        wait = self.max_wait
-        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
-                                 or not math.isfinite(wait) or wait < 0):
-            raise ValueError(f"max_wait must be None or seconds >= 0, not {wait!r}")
+        validate.integer("min_chars", self.min_chars, minimum=0)
+        validate.boolean("sentence", self.sentence)
+        validate.optional_seconds("max_wait", self.max_wait, zero=True)
 
     def ready(self, text: str, waited: float, *, ending: bool = False) -> bool:
         """Whether the first chunk of ``text`` may go out now.

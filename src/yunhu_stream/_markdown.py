@@ -34,6 +34,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from . import _validate as validate
+
 __all__ = ["Block", "Fence", "Kind", "Split", "plan_split"]
 
 _FENCE = re.compile(rb"^ {0,3}(`{3,}|~{3,})[ \t]*([^\r\n]*?)[ \t]*\r?$")
@@ -241,10 +243,10 @@ def plan_split(
         earliest: The lowest acceptable end (the caller's sent-so-far mark).
 
     Raises:
-        ValueError: ``limit`` below 64, or offsets outside ``data``.
+        ConfigurationError: ``limit`` below 64 bytes.
+        ValueError: offsets outside ``data``.
     """
-    if limit < 64:
-        raise ValueError(f"limit must be at least 64 bytes, not {limit!r}")
+    validate.integer("limit", limit, minimum=64)
     if not 0 <= start <= len(data) or not 0 <= earliest <= len(data):
         raise ValueError(f"start {start} / earliest {earliest} outside the {len(data)}-byte data")
     hard = start + limit - len(carry.reopen)  # the last byte of data the message may hold

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from yunhu_stream._first_chunk import FirstChunk
+from yunhu_stream.errors import ConfigurationError
 
 markup = st.text(alphabet=" \n\t#>*_`~-+=|", max_size=12)
 
@@ -62,13 +63,13 @@ class TestHolding:
 
 class TestValidation:
     @pytest.mark.parametrize(("kwargs", "match"), [
-        ({"min_chars": -1}, "min_chars must be an int >= 0"),
-        ({"min_chars": True}, "min_chars must be an int >= 0"),
+        ({"min_chars": -1}, "min_chars must be an integer >= 0"),
+        ({"min_chars": True}, "min_chars must be an integer >= 0"),
         ({"sentence": "yes"}, "sentence must be True or False"),
-        ({"max_wait": -0.1}, "max_wait must be None or seconds >= 0"),
-        ({"max_wait": float("nan")}, "max_wait must be None or seconds >= 0"),
+        ({"max_wait": -0.1}, r"max_wait must be a number of seconds >= 0, or None"),
+        ({"max_wait": float("nan")}, r"max_wait must be a number of seconds >= 0, or None"),
     ])
     def test_bad_options_say_what_is_accepted(self, kwargs: dict[str, object], match: str) -> None:
-        """Each bad option raises ValueError naming it."""
-        with pytest.raises(ValueError, match=match):
+        """Each bad option raises ConfigurationError (a ValueError) naming it."""
+        with pytest.raises(ConfigurationError, match=match):
             FirstChunk(**kwargs)  # type: ignore[arg-type]

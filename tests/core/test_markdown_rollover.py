@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yunhu_stream._markdown import Block, Fence, Kind, Split, plan_split
+from yunhu_stream.errors import ConfigurationError
 
 # -- driving it as a stream would --------------------------------------------------------
 
@@ -272,5 +273,5 @@ class TestWaiting:
 
     def test_limit_must_leave_room_to_roll_over(self) -> None:
         """Allowances under 64 bytes are refused, naming the limit."""
-        with pytest.raises(ValueError, match="at least 64 bytes, not 10"):
+        with pytest.raises(ConfigurationError, match="limit must be an integer >= 64, not 10"):
             plan("x", 10)

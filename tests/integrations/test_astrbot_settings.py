@@ -62,12 +62,13 @@ class TestSettings:
         ({"yunhu_token": ""}, "yunhu_token is empty"),
         ({"yunhu_token": None}, "yunhu_token is empty"),
         ({"yunhu_base_url": "ftp://x"}, "yunhu_base_url must be empty or an http"),
-        ({"yunhu_webhook_path": "yunhu"}, "yunhu_webhook_path must start with '/'"),
-        ({"yunhu_webhook_port": 0}, "yunhu_webhook_port must be a port from 1 to 65535, not 0"),
-        ({"yunhu_webhook_port": "x"}, "yunhu_webhook_port must be an integer, not 'x'"),
+        ({"yunhu_webhook_path": "yunhu"}, "yunhu_webhook_path must be a path starting with '/'"),
+        ({"yunhu_webhook_port": 0}, "yunhu_webhook_port must be an integer from 1 to 65535, not 0"),
+        ({"yunhu_webhook_port": "x"}, "yunhu_webhook_port must be an integer from 1 to 65535"),
         ({"yunhu_max_message_bytes": 10}, "must be 0 (off) or at least 64, not 10"),
-        ({"yunhu_rate_limit": -1}, "yunhu_rate_limit must be a number"),
-        ({"yunhu_markdown": "yes"}, "yunhu_markdown must be true or false, not 'yes'"),
+        ({"yunhu_rate_limit": -1}, "yunhu_rate_limit must be requests per second >= 0"),
+        ({"yunhu_rate_limit": float("nan")}, "yunhu_rate_limit must be requests per second"),
+        ({"yunhu_markdown": "yes"}, "yunhu_markdown must be True or False, not 'yes'"),
     ])
     def test_a_bad_field_is_named_with_what_is_accepted(
         self, changes: dict[str, Any], message: str

@@ -10,11 +10,11 @@ adapter's keys, and a bare ``port`` or ``token`` is already described there for 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _validate as validate
 from .. import errors
 from .._client import DEFAULT_BASE_URL
 
@@ -145,65 +145,44 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         )
     base_url = _text(config, "yunhu_base_url").strip() or None
     if base_url is not None and not base_url.startswith(("http://", "https://")):
-        raise errors.ConfigurationError(
-            f"yunhu_base_url must be empty or an http:// or https:// URL, not {base_url!r}"
-        )
+        raise validate.fail("yunhu_base_url", "empty or an http:// or https:// URL", base_url)
     path = _text(config, "yunhu_webhook_path", "/yunhu/webhook")
     if not path.startswith("/") or any(c.isspace() for c in path):
-        raise errors.ConfigurationError(
-            f"yunhu_webhook_path must start with '/' and hold no spaces, not {path!r}"
-        )
-    port = _integer(config, "yunhu_webhook_port", 6197)
-    if not 1 <= port <= 65535:
-        raise errors.ConfigurationError(
-            f"yunhu_webhook_port must be a port from 1 to 65535, not {port!r}"
-        )
-    rollover = _integer(config, "yunhu_max_message_bytes", 0)
-    if rollover != 0 and rollover < 64:
-        raise errors.ConfigurationError(
-            f"yunhu_max_message_bytes must be 0 (off) or at least 64, not {rollover!r}"
-        )
+        raise validate.fail("yunhu_webhook_path", "a path starting with '/', without spaces",
+                            path)
+    port = validate.integer("yunhu_webhook_port", _number(config, "yunhu_webhook_port", 6197),
+                            minimum=1, maximum=65535)
+    rollover = validate.integer("yunhu_max_message_bytes",
+                                _number(config, "yunhu_max_message_bytes", 0), minimum=0)
+    if 0 < rollover < 64:
+        raise validate.fail("yunhu_max_message_bytes", "0 (off) or at least 64", rollover)
     rate = config.get("yunhu_rate_limit", 10.0)
-    if (isinstance(rate, bool) or not isinstance(rate, (int, float))
-            or not math.isfinite(rate) or rate < 0):
-        raise errors.ConfigurationError(
-            f"yunhu_rate_limit must be a number of requests per second >= 0 (0: no limit), "
-            f"not {rate!r}"
-        )
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate >= 0 \
+            or rate == float("inf"):
+        raise validate.fail("yunhu_rate_limit", "requests per second >= 0 (0: no limit)", rate)
     return Settings(
         token=token.strip(),
         bot_id=_text(config, "yunhu_bot_id").strip(),
         base_url=base_url,
-        unified_webhook=_flag(config, "unified_webhook_mode", False),
+        unified_webhook=validate.boolean("unified_webhook_mode",
+                                         config.get("unified_webhook_mode", False)),
         webhook_host=_text(config, "yunhu_webhook_host", "0.0.0.0").strip() or "0.0.0.0",  # noqa: S104
         webhook_port=port,
         webhook_path=path,
-        content_type="markdown" if _flag(config, "yunhu_markdown", True) else "text",
+        content_type="markdown" if validate.boolean(
+            "yunhu_markdown", config.get("yunhu_markdown", True)) else "text",
         max_message_bytes=rollover or None,
-        rate_limit=float(rate) or None,
+        rate_limit=float(rate) if rate else None,
     )
 
 
 def _text(config: Mapping[str, Any], key: str, default: str = "") -> str:
     value = config.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise errors.ConfigurationError(f"{key} must be a string, not {value!r}")
-    return value
+    return default if value is None else validate.text(key, value, empty=True)
 
 
-def _integer(config: Mapping[str, Any], key: str, default: int) -> int:
+def _number(config: Mapping[str, Any], key: str, default: int) -> object:
     value = config.get(key, default)
     if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)  # the platform page may hand a number over as text
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.ConfigurationError(f"{key} must be an integer, not {value!r}")
-    return value
-
-
-def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = config.get(key, default)
-    if not isinstance(value, bool):
-        raise errors.ConfigurationError(f"{key} must be true or false, not {value!r}")
+        return int(value)  # the platform page may hand a number over as text
     return value

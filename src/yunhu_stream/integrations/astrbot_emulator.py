@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._public import publish
 from ._astrbot_config import DEFAULT_CONFIG
 
 __all__ = ["PLATFORM_ID", "PROVIDER_ID", "READY_MARKER", "main", "prepare_root"]
@@ -143,7 +144,7 @@ def _is_local(host: object, *, binding: bool) -> bool:
     return address.is_loopback or (binding and address.is_unspecified)
 
 
-def refuse_non_loopback() -> None:
+def _refuse_non_loopback() -> None:
     """Make this process unable to resolve or connect to anything but loopback."""
     real_getaddrinfo = socket.getaddrinfo
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
@@ -207,10 +208,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.path.insert(0, str(root))  # plugins are imported as data.plugins.<folder>.main
     os.environ["ASTRBOT_ROOT"] = str(root)
     os.environ["ASTRBOT_DISABLE_METRICS"] = "1"
-    refuse_non_loopback()
+    _refuse_non_loopback()
     asyncio.run(_run_astrbot())
     print("astrbot_offline_stopped", flush=True)
 
+
+publish(globals(), __all__)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

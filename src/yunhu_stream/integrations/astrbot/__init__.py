@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
         f"(import failed: {exc})"
     ) from exc
 
+from ..._public import publish
 from .._astrbot_config import (
     ADAPTER_NAME,
     DEFAULT_CONFIG,
@@ -62,3 +63,5 @@ _items = CONFIG_METADATA_2["platform_group"]["metadata"]["platform"]["items"]
 for _key, _meta in FIELD_DESCRIPTIONS.items():
     _items.setdefault(_key, _meta)
 del _items, _key, _meta
+
+publish(globals(), __all__)
