@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from . import _validate as validate
 
-__all__ = ["Block", "Fence", "Kind", "Split", "plan_split"]
+__all__ = ["Block", "Fence", "Kind", "Split", "plan_split", "split_here"]
 
 _FENCE = re.compile(rb"^ {0,3}(`{3,}|~{3,})[ \t]*([^\r\n]*?)[ \t]*\r?$")
 _LIST_ITEM = re.compile(rb"^ {0,3}(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
@@ -272,8 +272,24 @@ def plan_split(
         return best
     fence = text.fence_at(hard)
     close = b"\n" + fence.marker if fence is not None else b""
-    at = max(_utf8_floor(data, hard - len(close)), start + 1)
+    # Bytes before ``earliest`` are sent: never cut before them, even if the closing
+    # fence then overshoots the allowance by its few bytes.
+    at = max(_utf8_floor(data, hard - len(close)), start + 1, earliest)
     return Split(at, Kind.HARD, close, Block(fence=fence))
+
+
+def split_here(data: bytes | bytearray, start: int, carry: Block = Block()) -> Split:
+    """A split at the end of ``data`` (a long silence ends the message where it is).
+
+    An open code block is closed (on its own line) and carried into the next message.
+    """
+    text = _Text(data, start, carry)
+    fence = text.tail_fence
+    close = b""
+    if fence is not None:
+        close = fence.marker if text.tail == len(data) else b"\n" + fence.marker
+    return Split(len(data), Kind.LINE if text.tail == len(data) else Kind.HARD, close,
+                 Block(fence=fence))
 
 
 def _sentence_end(data: bytes | bytearray, spans: list[tuple[int, int]], lo: int,
