@@ -39,6 +39,7 @@ class TestSettings:
         assert (s.webhook_host, s.webhook_port, s.webhook_path) == ("0.0.0.0", 6197,
                                                                     "/yunhu/webhook")
         assert (s.content_type, s.max_message_bytes, s.rate_limit) == ("markdown", None, 10.0)
+        assert (s.first_chunk, s.gap) == ("words", None)
         assert DEFAULT_CONFIG["type"] == ADAPTER_NAME
 
     def test_every_field_of_the_template_is_described_for_the_platform_page(self) -> None:
@@ -52,11 +53,12 @@ class TestSettings:
         s = parse_settings(config(yunhu_markdown=False, yunhu_max_message_bytes=3500,
                                   yunhu_rate_limit=0, yunhu_base_url="http://127.0.0.1:1/v1",
                                   yunhu_webhook_port="8080", unified_webhook_mode=True,
-                                  yunhu_bot_id=" 37090343 "))
+                                  yunhu_bot_id=" 37090343 ", yunhu_first_chunk="sentence",
+                                  yunhu_gap_seconds=20))
         assert (s.content_type, s.max_message_bytes, s.rate_limit) == ("text", 3500, None)
         assert (s.base_url, s.webhook_port, s.unified_webhook) == ("http://127.0.0.1:1/v1",
                                                                    8080, True)
-        assert s.bot_id == "37090343"
+        assert (s.bot_id, s.first_chunk, s.gap) == ("37090343", "sentence", 20.0)
 
     @pytest.mark.parametrize(("changes", "message"), [
         ({"yunhu_token": ""}, "yunhu_token is empty"),
@@ -69,6 +71,8 @@ class TestSettings:
         ({"yunhu_rate_limit": -1}, "yunhu_rate_limit must be requests per second >= 0"),
         ({"yunhu_rate_limit": float("nan")}, "yunhu_rate_limit must be requests per second"),
         ({"yunhu_markdown": "yes"}, "yunhu_markdown must be True or False, not 'yes'"),
+        ({"yunhu_first_chunk": "later"}, "yunhu_first_chunk must be one of 'at_once', 'words'"),
+        ({"yunhu_gap_seconds": -1}, "yunhu_gap_seconds must be a number of seconds >= 0"),
     ])
     def test_a_bad_field_is_named_with_what_is_accepted(
         self, changes: dict[str, Any], message: str

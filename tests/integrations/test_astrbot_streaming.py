@@ -16,6 +16,7 @@ import pytest
 
 from tests import _browser as browser
 from tests._browser import save_screenshot, wait_for_js
+from tests.core.test_markdown_rollover import open_fence_at_end
 from tests.integrations._astrbot import (
     BOT_ID,
     AstrBot,
@@ -35,7 +36,9 @@ require_astrbot()
 
 ANSWER = "这是一个流式的回答，一个字一个字地出现在聊天里。"
 WEATHER_FIRST, WEATHER_AFTER = "我查一下天气。", "北京今天晴，25 度。"
-LONG = "\n\n".join(f"第 {i} 段：" + "长回答的内容会越过一条消息的上限，" * 3 for i in range(6))
+LONG = ("\n\n".join(f"第 {i} 段：" + "长回答的内容会越过一条消息的上限，" * 3 for i in range(3))
+        + "\n\n```python\n" + "".join(f"print('第 {i} 行')\n" for i in range(30)) + "```\n\n"
+        + "代码之后的结语。")
 ROLLOVER = 256
 BUTTONS = [[{"text": "再来一次", "actionType": 3, "value": "again"}]]
 FRIEND_ID = "5546917"  # mentioned by the probe's late_mention chain
@@ -149,15 +152,21 @@ class TestLLMReplies:
         self, astrbot: AstrBot
     ) -> None:
         """With yunhu_max_message_bytes set, a long answer continues in new messages, each
-        within the limit, together the whole text."""
+        within the limit; its code block is closed in each message and reopened in the next."""
         user = await ask(astrbot, "写一篇长文", platform="yunhu_long")
         await astrbot.emu.wait_until(
-            lambda: "".join(m.text for m in astrbot.emu.chat("user", user)) == LONG
+            lambda: bool(astrbot.emu.chat("user", user))
+            and astrbot.emu.chat("user", user)[-1].text.endswith("代码之后的结语。")
             and not any(m.streaming for m in astrbot.emu.chat("user", user)),
             what="the whole long answer")
         messages = astrbot.emu.chat("user", user)
-        assert len(messages) >= 3 and all(m.streamed for m in messages)
+        assert len(messages) >= 4 and all(m.streamed for m in messages)
         assert all(len(m.text.encode()) <= ROLLOVER for m in messages)
+        assert all(open_fence_at_end(m.text.encode()) is None for m in messages)
+        reopened = [m.text for m in messages if m.text.startswith("```python\nprint(")]
+        assert reopened  # a message that starts inside the code block reopens it
+        shown = "".join(m.text for m in messages)
+        assert all(f"print('第 {i} 行')" in shown for i in range(30))
 
     async def test_replies_in_groups_mention_the_sender_when_astrbot_is_set_to(
         self, astrbot: AstrBot

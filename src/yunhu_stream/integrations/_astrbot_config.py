@@ -25,6 +25,9 @@ DISPLAY_NAME = "云湖 YunHu (yunhu-stream)"
 
 DESCRIPTION = "云湖 (YunHu) 机器人：真正的流式回复（send-stream），失败时编辑恢复，长回复自动分条。"
 
+FIRST_CHUNK_POLICIES = ("at_once", "words", "sentence")
+"""``yunhu_first_chunk``: send at once; never markup alone; wait for a sentence (<= 1 s)."""
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "id": "yunhu",
     "type": ADAPTER_NAME,
@@ -39,6 +42,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "yunhu_base_url": "",
     "yunhu_markdown": True,
     "yunhu_max_message_bytes": 0,
+    "yunhu_first_chunk": "words",
+    "yunhu_gap_seconds": 0.0,
     "yunhu_rate_limit": 10.0,
 }
 """What a new YunHu platform instance starts with in AstrBot's platform page."""
@@ -89,6 +94,19 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, Any]] = {
         "hint": "超过后在段落、行或句子结束处接着发下一条消息（UTF-8 字节，至少 64）。"
                 "0 表示不分条；云湖未公开上限。",
     },
+    "yunhu_first_chunk": {
+        "description": "第一段何时发出",
+        "type": "string",
+        "options": ["at_once", "words", "sentence"],
+        "labels": ["立即", "不以单独的 Markdown 符号开头", "等到第一句话结束（最多 1 秒）"],
+        "hint": "避免回复以单独的 “#”、空行等开头。",
+    },
+    "yunhu_gap_seconds": {
+        "description": "长时间停顿后另起一条",
+        "type": "float",
+        "hint": "模型停顿（调用工具、思考）超过这么多秒时，先结束当前消息，之后的文字另起一条。"
+                "0 表示不分；云湖未公开流式请求的空闲超时。",
+    },
     "yunhu_rate_limit": {
         "description": "每秒请求数上限",
         "type": "float",
@@ -111,6 +129,8 @@ class Settings:
         webhook_host, webhook_port, webhook_path: The adapter's own webhook server.
         content_type: ``"markdown"`` or ``"text"``.
         max_message_bytes: Rollover size, ``None`` for off.
+        first_chunk: ``"at_once"``, ``"words"`` (never markup alone) or ``"sentence"``.
+        gap: Seconds of silence that end a message, ``None`` for off.
         rate_limit: Requests per second per endpoint, ``None`` for off.
     """
 
@@ -123,6 +143,8 @@ class Settings:
     webhook_path: str
     content_type: str
     max_message_bytes: int | None
+    first_chunk: str
+    gap: float | None
     rate_limit: float | None
 
     def __repr__(self) -> str:
@@ -156,6 +178,9 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
                                 _number(config, "yunhu_max_message_bytes", 0), minimum=0)
     if 0 < rollover < 64:
         raise validate.fail("yunhu_max_message_bytes", "0 (off) or at least 64", rollover)
+    first_chunk = validate.choice("yunhu_first_chunk", config.get("yunhu_first_chunk", "words"),
+                                  FIRST_CHUNK_POLICIES)
+    gap = validate.seconds("yunhu_gap_seconds", config.get("yunhu_gap_seconds", 0.0), zero=True)
     rate = config.get("yunhu_rate_limit", 10.0)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate >= 0 \
             or rate == float("inf"):
@@ -172,6 +197,8 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         content_type="markdown" if validate.boolean(
             "yunhu_markdown", config.get("yunhu_markdown", True)) else "text",
         max_message_bytes=rollover or None,
+        first_chunk=first_chunk,
+        gap=gap or None,
         rate_limit=float(rate) if rate else None,
     )
 

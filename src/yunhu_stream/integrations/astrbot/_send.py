@@ -34,6 +34,7 @@ from astrbot.api.message_components import (
 )
 
 from ..._client import Bot
+from ..._first_chunk import FirstChunk
 from ..._log import get_logger
 from ..._streamer import Streamer
 from ..._types import Recipient
@@ -45,6 +46,12 @@ log = get_logger("integrations")
 Buttons = list[list[dict[str, Any]]]
 
 _MEDIA = (Image, File, Video, Record)
+
+_FIRST_CHUNK = {
+    "at_once": None,
+    "words": FirstChunk(),
+    "sentence": FirstChunk(sentence=True, max_wait=1.0),
+}
 
 
 def mention_of(comp: At) -> tuple[str, str | None]:
@@ -181,10 +188,12 @@ class StreamingReply:
     async def _write(self, text: str) -> None:
         if self._stream is None:
             pending, self._pending = self._pending, _Text()
+            settings = self._settings
             self._stream = self._bot.stream(
-                self._to, content_type=self._settings.content_type,
+                self._to, content_type=settings.content_type,
                 at=pending.at or None, reply_to=pending.parent_id,
-                quote="fallback", max_message_bytes=self._settings.max_message_bytes,
+                quote="fallback", max_message_bytes=settings.max_message_bytes,
+                first_chunk=_FIRST_CHUNK[settings.first_chunk], gap=settings.gap,
             )
             text = pending.text + text
         await self._stream.write(text)
