@@ -153,8 +153,6 @@ class StreamingReply:
         self._pending = _Text()  # parts that wait for the message's first text
         for comp in lead or []:
             self._pending.add(comp)
-        self._last: Streamer | None = None
-        self.messages = 0
 
     async def feed(self, chain: MessageChain) -> None:
         """Take one chain from AstrBot's stream."""
@@ -202,8 +200,6 @@ class StreamingReply:
         stream, self._stream = self._stream, None
         if stream is not None:
             await stream.close()
-            self._last = stream
-            self.messages += len(stream.messages)
 
     async def finish(self) -> None:
         """The stream ended: close the open message, with the buttons."""
