@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from . import errors  # first: it names the exception classes' public module
 from ._client import DEFAULT_BASE_URL, Bot, BotStatistics
+from ._first_chunk import FirstChunk
 from ._lifecycle import LifecycleState
 from ._public import publish
 from ._streamer import PipeResult, Streamer, StreamState, StreamStatistics
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "Bot",
     "BotStatistics",
+    "FirstChunk",
     "LifecycleState",
     "MessageInfo",
     "PipeResult",

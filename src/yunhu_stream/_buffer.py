@@ -11,11 +11,18 @@ the kept text passes that many bytes (positions are relative to what is kept;
 ``dropped`` counts what went), so a stream that rolls over can run for days in
 constant memory. The current message is always kept whole: it is what an error
 hands back as ``.text``.
+
+Markdown messages roll over at Markdown-safe points (:mod:`._markdown`): a code block
+open at the split is closed by a ``tail`` sent after the split and reopened by a
+``head`` sent before the next message's text. Both belong to the message as shown
+(:meth:`TranscriptBuffer.message_text`), not to the transcript.
 """
 
 from __future__ import annotations
 
 import asyncio
+
+from ._markdown import Block, Split, plan_split, split_here
 
 CHUNK_CAP = 64 * 1024
 """Largest HTTP chunk the body generator sends at once."""
@@ -36,7 +43,8 @@ class TranscriptBuffer:
     """Bytes written so far, with wake-ups for the one reader and any blocked writers."""
 
     def __init__(
-        self, max_pending: int, max_message: int | None, max_text: int | None = None
+        self, max_pending: int, max_message: int | None, max_text: int | None = None, *,
+        markdown: bool = False,
     ) -> None:
         self.data = bytearray()
         self.dropped = 0  # bytes of delivered messages no longer kept (see max_text)
@@ -49,6 +57,13 @@ class TranscriptBuffer:
         self.max_pending = max_pending
         self.max_message = max_message
         self.unbounded = False  # set when text is delivered whole later (edit/send paths)
+        self.markdown = markdown  # roll over at Markdown-safe points (see _markdown)
+        self.head = b""  # sent before the message's text (a reopened code fence, table header)
+        self.tail = b""  # sent after it, once the split is reached (a closing fence)
+        self._head_due = False
+        self._tail_due = False
+        self._carry = Block()  # what is open where the current message starts
+        self._next_carry = Block()  # ... and where it ends
         self._reader: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
         self._seen_size = 0  # len(data) when the reader last saw it grow ...
@@ -127,8 +142,12 @@ class TranscriptBuffer:
         """The next chunk for the current message, or None if nothing is ready.
 
         Returns everything pending up to :data:`CHUNK_CAP` (cut at a UTF-8
-        boundary) and never past the message's split point.
+        boundary) and never past the message's split point; the message's
+        ``head`` first and its ``tail`` last.
         """
+        if self._head_due:
+            self._head_due = False
+            return self.head
         limit = len(self.data)
         if self.split is None and self.max_message is not None:
             self._choose_split()
@@ -136,6 +155,9 @@ class TranscriptBuffer:
             limit = min(limit, self.split)
         start = self.taken
         if limit <= start:
+            if self._tail_due and self.split is not None and start >= self.split:
+                self._tail_due = False
+                return self.tail
             return None
         end = limit if limit - start <= CHUNK_CAP else utf8_floor(self.data, start + CHUNK_CAP)
         self.taken = end
@@ -145,7 +167,7 @@ class TranscriptBuffer:
     def message_done(self) -> bool:
         """Whether the current message has all it will get (split reached, or EOF)."""
         if self.split is not None:
-            return self.taken >= self.split
+            return self.taken >= self.split and not self._tail_due
         return self.eof and self.taken >= len(self.data)
 
     def deliver_all(self) -> None:
@@ -167,19 +189,32 @@ class TranscriptBuffer:
         return self.dropped + len(self.data)
 
     def sent_text(self, nbytes: int) -> str:
-        """The first ``nbytes`` of the current message, as text (a cut character left out)."""
-        start = self.message_start
+        """The first ``nbytes`` of the current message as sent (its head included), as
+        text (a cut character left out)."""
+        head = self.head[:nbytes]
+        start, rest = self.message_start, nbytes - len(head)
         with memoryview(self.data) as view:
-            return str(view[start : start + nbytes], "utf-8", "ignore")
+            return str(head + bytes(view[start : start + rest]), "utf-8", "ignore")
+
+    def rewind(self) -> None:
+        """Hand the current message out again from its start (a new attempt replays it)."""
+        self.taken = self.message_start
+        self._head_due = bool(self.head)
+        self._tail_due = bool(self.tail)
 
     def next_message(self) -> None:
         """Start a new message where the current one ended."""
-        self.message_start = self.split if self.split is not None else self.taken
-        self.taken = self.message_start
+        if self.split is not None:
+            self.message_start = self.split
+            self._carry = self._next_carry
+        else:
+            self.message_start, self._carry = self.taken, Block()
+        self.head, self.tail = self._carry.reopen, b""
         self.split = None
         self.unbounded = False
         if self.max_text is not None and len(self.data) > self.max_text:
             self._drop_delivered()
+        self.rewind()
 
     def _drop_delivered(self) -> None:
         """Forget delivered messages from the front, keeping at most ``max_text`` bytes
@@ -196,10 +231,24 @@ class TranscriptBuffer:
         self.taken -= cut
         self._seen_size -= cut
 
+    def end_here(self) -> None:
+        """End the current message after what it has (a long silence; see ``gap``)."""
+        if self.markdown:
+            self._set_split(split_here(self.data, self.message_start, self._carry))
+        else:
+            self.split = len(self.data)
+
+    def _set_split(self, plan: Split) -> None:
+        self.split, self.tail, self._next_carry = plan.at, plan.close, plan.carry
+        self._tail_due = bool(plan.close)
+
     def message_text(self) -> str:
+        """The current message as it is shown: its head, its text, and (once split) its tail."""
         end = self.split if self.split is not None else len(self.data)
         with memoryview(self.data) as view:  # decode in place: the text may be large
-            return str(view[self.message_start : end], "utf-8")
+            text = str(view[self.message_start : end], "utf-8")
+        tail = self.tail if self.split is not None else b""
+        return self.head.decode() + text + tail.decode() if self.head or tail else text
 
     def _choose_split(self) -> None:
         """Fix where the current message ends once it nears ``max_message`` bytes.
@@ -209,6 +258,15 @@ class TranscriptBuffer:
         a UTF-8 boundary) does.
         """
         assert self.max_message is not None
+        if self.markdown:
+            start = self.message_start
+            if len(self.data) - start + len(self.head) <= self.max_message * 3 // 4:
+                return  # not in the last quarter yet: nothing to plan
+            plan = plan_split(self.data, start, self.max_message, carry=self._carry,
+                              earliest=self.taken)
+            if plan is not None:
+                self._set_split(plan)
+            return
         hard = self.message_start + self.max_message
         soft = hard - self.max_message // 4
         size = len(self.data)

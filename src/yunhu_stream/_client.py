@@ -14,6 +14,7 @@ from ._buffer import TranscriptBuffer
 from ._content import Buttons, check_at, check_buttons, check_text, content
 from ._delivery import Delivery, StreamSettings
 from ._exceptions import BotClosedError, ConfigurationError
+from ._first_chunk import FirstChunk
 from ._lifecycle import Lifecycle
 from ._log import get_logger
 from ._ratelimit import Limits
@@ -169,6 +170,8 @@ class Bot(Lifecycle):
         max_message_bytes: int | None = None,
         max_buffer_bytes: int | None = None,
         max_text_bytes: int | None = None,
+        first_chunk: FirstChunk | None = None,
+        gap: float | None = None,
     ) -> Streamer:
         """Start a streamed message to ``to``; use the result with ``async with``.
 
@@ -186,11 +189,19 @@ class Bot(Lifecycle):
                 ``"fallback"`` does not stream and sends the whole text, quoted, with
                 ``bot/send`` at close.
             max_message_bytes: Roll over into a new message before one exceeds this
-                many UTF-8 bytes, at a paragraph, line or sentence end when possible.
+                many UTF-8 bytes, at a paragraph, line or sentence end when possible;
+                Markdown messages never inside a code block or table row (a code block
+                open at the split is closed and reopened, see docs/streaming.md).
             max_buffer_bytes: Bound of unsent text; ``write()`` waits beyond it.
             max_text_bytes: Keep at most about this many bytes of delivered messages
                 for :attr:`Streamer.text` (with ``max_message_bytes``, a stream that
                 rolls over then runs in constant memory). ``None`` keeps it all.
+            first_chunk: When the first chunk may go (:class:`FirstChunk`: never with
+                nothing but Markdown markup, and optionally a minimum of characters, a
+                sentence end, a deadline). None (the default): at the first write.
+            gap: Seconds without a write after which the current message ends where it
+                is; text written later continues in a new message (a tool call, a slow
+                model). None (the default): messages wait as long as it takes.
 
         Raises:
             ConfigurationError: for a bad ``to``, ``content_type``, ``buttons``, ``at``,
@@ -204,6 +215,9 @@ class Bot(Lifecycle):
         validate.optional_identifier("reply_to", reply_to)
         validate.optional_integer("max_message_bytes", max_message_bytes, minimum=64)
         validate.optional_integer("max_text_bytes", max_text_bytes, minimum=0)
+        if first_chunk is not None and not isinstance(first_chunk, FirstChunk):
+            raise validate.fail("first_chunk", "a FirstChunk or None", first_chunk)
+        validate.optional_seconds("gap", gap)
         buffer_bytes = (
             self.max_buffer_bytes
             if max_buffer_bytes is None
@@ -213,11 +227,13 @@ class Bot(Lifecycle):
         if reply_to is not None and quote == "drop":
             stream_log.debug("quote_dropped", reply_to=reply_to,
                       reason="send-stream has no parentId; pass quote='fallback' to keep it")
-        buffer = TranscriptBuffer(buffer_bytes, max_message_bytes, max_text_bytes)
+        buffer = TranscriptBuffer(buffer_bytes, max_message_bytes, max_text_bytes,
+                                  markdown=content_type == "markdown")
         delivery = Delivery(
             self._api, self._settings, recipient, content_type, buffer, stream_log,
             buttons=check_buttons(buttons), at=check_at(at),
             reply_to=reply_to if quote == "fallback" else None,
+            first_chunk=first_chunk, gap=gap,
         )
         return Streamer(recipient, content_type, buffer, delivery, stream_log)
 

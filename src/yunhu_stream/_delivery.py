@@ -34,6 +34,7 @@ from ._exceptions import (
     TransportError,
     YunhuError,
 )
+from ._first_chunk import FirstChunk
 from ._log import DEBUG, Logger
 from ._ratelimit import Slot
 from ._recovery import Recovery
@@ -75,6 +76,8 @@ class Delivery:
         buttons: list[list[dict[str, Any]]] | None,
         at: list[str] | None,
         reply_to: str | None,
+        first_chunk: FirstChunk | None = None,
+        gap: float | None = None,
     ) -> None:
         self.api = api
         self.settings = settings
@@ -85,6 +88,8 @@ class Delivery:
         self.buttons = buttons
         self.at = at
         self._reply_to = reply_to
+        self.first_chunk = first_chunk  #: holds the stream's first chunk (see FirstChunk)
+        self.gap = gap  #: seconds of silence that end the current message
         self.messages: list[MessageInfo] = []
         self.error: YunhuError | None = None
         self.error_traceback: Any = None
@@ -101,6 +106,13 @@ class Delivery:
         self._last_text = ""
         self.decorated: str | None = None  #: msg id that got buttons/mentions
 
+    def attach(self, buttons: list[list[dict[str, Any]]] | None, at: list[str] | None) -> None:
+        """Decorate the last message with these too (the caller checked them)."""
+        if buttons is not None:
+            self.buttons = buttons
+        if at:
+            self.at = list(dict.fromkeys([*(self.at or []), *at]))
+
     # -- the task ---------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -112,6 +124,8 @@ class Delivery:
             if self._reply_to is not None:
                 await self._deliver_whole(parent_id=self._reply_to)
             else:
+                if self.first_chunk is not None:
+                    await self._hold_first_chunk(self.first_chunk)
                 while True:
                     info = await self._deliver_message()
                     self.messages.append(info)
@@ -162,6 +176,17 @@ class Delivery:
         while len(buf.data) == buf.message_start and not buf.eof:
             await buf.wait_for_data(None)
         return len(buf.data) > buf.message_start
+
+    async def _hold_first_chunk(self, policy: FirstChunk) -> None:
+        """Wait until the policy lets the first chunk go (before the request starts)."""
+        buf, loop = self.buffer, asyncio.get_running_loop()
+        started = loop.time()
+        while not buf.aborted:
+            waited = loop.time() - started
+            if policy.ready(buf.message_text(), waited, ending=buf.eof):
+                return
+            left = None if policy.max_wait is None else max(0.0, policy.max_wait - waited)
+            await self.wait_for_writes(left)
 
     async def wait_for_writes(self, at_most: float | None = None) -> None:
         """Wait for a write or the end, at most ``at_most`` s; end the stream once idle.
@@ -258,8 +283,10 @@ class Delivery:
     async def _body(self, attempt: int) -> AsyncIterator[bytes]:
         """The request body: replays the message so far, then follows the writes."""
         buf = self.buffer
-        buf.taken = buf.message_start
+        buf.rewind()
         self._live_attempt = attempt
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while True:
             if buf.aborted or self._live_attempt != attempt:
                 raise StreamClosedError("body cut off: stream aborted or answered")
@@ -267,8 +294,17 @@ class Delivery:
             if chunk is None:
                 if buf.message_done():
                     break
-                await self.wait_for_writes()
+                size, gap = len(buf.data), self.gap
+                await self.wait_for_writes(
+                    None if gap is None else max(0.0, quiet_since + gap - loop.time()))
                 if buf.eof:
+                    continue
+                if (gap is not None and len(buf.data) == size and buf.split is None
+                        and loop.time() - quiet_since >= gap and buf.taken > buf.message_start):
+                    # A long silence (a tool call, a slow model): end this message here;
+                    # what comes next starts a new one.
+                    self.log.debug("stream_gap_split", gap_s=gap)
+                    buf.end_here()
                     continue
                 # Woken by a write: let the event loop run again while that brings more,
                 # so a producer that writes on every loop iteration shares one chunk (and
@@ -288,6 +324,7 @@ class Delivery:
             if self._slot is not None:  # the request leaves now: count it from here
                 self._slot.sent()
                 self._slot = None
+            quiet_since = loop.time()
             yield chunk
         self._body_ended = True
         if self._scope is not None:

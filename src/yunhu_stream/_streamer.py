@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import warnings
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from ._buffer import TranscriptBuffer
-from ._content import check_text
+from ._content import check_at, check_buttons, check_text
 from ._exceptions import ConfigurationError, StreamClosedError, WouldBlockError, YunhuError
 from ._log import Logger
 from ._types import MessageInfo, Recipient
@@ -58,6 +58,10 @@ class StreamDelivery(Protocol):
 
     async def run(self) -> None:
         """Deliver everything written until EOF (or store the error)."""
+
+    def attach(self, buttons: list[list[dict[str, Any]]] | None, at: list[str] | None) -> None:
+        """Decorate the last message with these too (checked by the caller); a
+        destination without buttons or mentions ignores them."""
 
 
 @dataclass(frozen=True)
@@ -278,6 +282,27 @@ class Streamer:
             if piece:
                 writes += 1
                 chars += len(piece)
+
+    def attach(
+        self, *, buttons: Sequence[Sequence[Mapping[str, Any]]] | None = None,
+        at: list[str] | None = None,
+    ) -> None:
+        """Give the message this stream ends with buttons and mentions, decided late.
+
+        They go out as ``Bot.stream(buttons=..., at=...)`` sends them: with the one
+        ``bot/edit`` after the stream ends. ``buttons`` replace any given before;
+        ``at`` ids are added to the ones given before.
+
+        Raises:
+            ConfigurationError: bad ``buttons`` or ``at`` (as for :meth:`Bot.stream`).
+            StreamClosedError: :meth:`close` or :meth:`abort` has begun.
+        """
+        checked_buttons, checked_at = check_buttons(buttons), check_at(at)
+        if self._state in (StreamState.CLOSING, StreamState.CLOSED, StreamState.ABORTED):
+            raise StreamClosedError(
+                f"cannot attach buttons or mentions to a stream that is {self._state.value}"
+            )
+        self._delivery.attach(checked_buttons, checked_at)
 
     # -- ending -------------------------------------------------------------------------
 

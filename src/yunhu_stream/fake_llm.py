@@ -7,9 +7,18 @@ It lives in :mod:`yunhu_stream.testing.fake_llm`; this module keeps
 
 from __future__ import annotations
 
-from .testing.fake_llm import DEFAULT_ANSWER, FAULTS, Answer, FakeLLM, Fault, main, tokenize
+from .testing.fake_llm import (
+    DEFAULT_ANSWER,
+    FAULTS,
+    Answer,
+    FakeLLM,
+    Fault,
+    ToolCall,
+    main,
+    tokenize,
+)
 
-__all__ = ["DEFAULT_ANSWER", "FAULTS", "Answer", "FakeLLM", "Fault", "main", "tokenize"]
+__all__ = ["DEFAULT_ANSWER", "FAULTS", "Answer", "FakeLLM", "Fault", "ToolCall", "main", "tokenize"]
 
 if __name__ == "__main__":
     main()

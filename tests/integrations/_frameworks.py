@@ -73,6 +73,7 @@ class Child:
         self.lines: list[str] = []
         self._marker = ready_marker
         self._ready = asyncio.Event()
+        self._line = asyncio.Event()  # replaced at every line: a wake-up for wait_for_line
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @property
@@ -86,7 +87,28 @@ class Child:
             self.lines.append(line)
             if self._marker in line:
                 self._ready.set()
+            self._line.set()
+            self._line = asyncio.Event()
         self._ready.set()  # at EOF too, so that wait_ready() can report the early exit
+        self._line.set()
+
+    async def wait_for_line(self, check: Callable[[str], bool], *, start: int = 0,
+                            timeout: float = 20.0, what: str = "a line") -> str:
+        """The first output line from index ``start`` on that ``check`` accepts, once printed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for line in self.lines[start:]:
+                if check(line):
+                    return line
+            start = len(self.lines)
+            if self.proc.returncode is not None and self._reader.done():
+                raise AssertionError(f"bot exited before printing {what}:\n{self.output}")
+            event = self._line
+            try:
+                await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise AssertionError(f"no {what} within {timeout} s:\n{self.output}") from None
 
     async def wait_ready(self, timeout: float) -> None:
         try:

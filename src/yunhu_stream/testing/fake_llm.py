@@ -14,6 +14,11 @@ asked for, then ``data: [DONE]``. Without it, it answers one ``chat.completion``
 
 Faults reproduce what real servers do wrong (see :data:`FAULTS`). Run it alone
 with ``python -m yunhu_stream.fake_llm --port 8000 --delay 0.05``.
+
+An answer may also call a tool (:class:`ToolCall`), as a model does in an agent loop:
+its text streams first, then one ``tool_calls`` delta and ``finish_reason:
+"tool_calls"``. Answer with a function of the messages to reply differently once the
+tool's result (a ``role: "tool"`` message) is in them.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import json
 import re
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
@@ -33,7 +39,7 @@ from aiohttp import web
 
 from .. import _validate as validate
 
-__all__ = ["DEFAULT_ANSWER", "FAULTS", "Answer", "FakeLLM", "Fault", "tokenize"]
+__all__ = ["DEFAULT_ANSWER", "FAULTS", "Answer", "FakeLLM", "Fault", "ToolCall", "tokenize"]
 
 Fault = Literal["error_mid_stream", "error_event", "no_done", "drop", "http_error", "not_sse"]
 FAULTS: dict[str, str] = {
@@ -51,8 +57,29 @@ DEFAULT_ANSWER = (
     "just like a real model's tokens. 🚀"
 )
 
-Answer = str | Sequence[str] | Callable[[list[dict[str, Any]]], str | Sequence[str]]
-"""A text (split by :func:`tokenize`), a list of tokens, or a function of the messages."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """An answer that calls a tool: ``text`` streams first (may be empty), then the call.
+
+    Attributes:
+        name: The function's name.
+        arguments: Its arguments (sent JSON-encoded, as OpenAI does).
+        text: What the model says before calling it.
+    """
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    text: str = ""
+
+
+Answer = (
+    str | Sequence[str] | ToolCall
+    | Callable[[list[dict[str, Any]]], str | Sequence[str] | ToolCall]
+)
+"""A text (split by :func:`tokenize`), a list of tokens, a :class:`ToolCall`, or a
+function of the messages returning one of those."""
 
 _CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
 _TOKEN = re.compile(rf"\s*(?:[{_CJK}]|[^\s{_CJK}]+)|\s+")
@@ -138,8 +165,10 @@ class FakeLLM:
 
     def tokens_for(self, messages: list[dict[str, Any]]) -> list[str]:
         """The tokens the server streams for ``messages``."""
-        answer = self.answer(messages) if callable(self.answer) else self.answer
-        return tokenize(answer) if isinstance(answer, str) else list(answer)
+        return _tokens(self._answer_for(messages))
+
+    def _answer_for(self, messages: list[dict[str, Any]]) -> str | Sequence[str] | ToolCall:
+        return self.answer(messages) if callable(self.answer) else self.answer
 
     async def wait_outcomes(self, count: int) -> list[str]:
         """Wait until ``count`` streamed answers have ended; return :attr:`outcomes`."""
@@ -214,12 +243,14 @@ class FakeLLM:
             return _error(self.http_status, "The server had an error.", "server_error")
         self._counter += 1
         ident = f"chatcmpl-fake{self._counter}"
-        tokens = self.tokens_for(messages)
+        answer = self._answer_for(messages)
+        tokens, call = _tokens(answer), answer if isinstance(answer, ToolCall) else None
         if not body.get("stream") or self.fault == "not_sse":
-            return web.json_response(self._completion(ident, "".join(tokens)))
+            return web.json_response(self._completion(ident, "".join(tokens), call))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         try:
-            resp, outcome = await self._stream(request, ident, tokens, include_usage=include_usage)
+            resp, outcome = await self._stream(request, ident, tokens, call,
+                                               include_usage=include_usage)
         except asyncio.CancelledError:
             # The client went away and aiohttp cancelled the handler (handler_cancellation).
             self._record("disconnected")
@@ -233,7 +264,8 @@ class FakeLLM:
         return resp
 
     async def _stream(
-        self, request: web.Request, ident: str, tokens: list[str], *, include_usage: bool
+        self, request: web.Request, ident: str, tokens: list[str], call: ToolCall | None,
+        *, include_usage: bool,
     ) -> tuple[web.StreamResponse, str]:
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -248,7 +280,7 @@ class FakeLLM:
             head = f"event: {event}\n" if event else ""
             await resp.write(f"{head}data: {text}\n\n".encode())
 
-        def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return {
                 "id": ident,
                 "object": "chat.completion.chunk",
@@ -268,7 +300,9 @@ class FakeLLM:
             await send(chunk({"content": token}))
             if self.comments:
                 await resp.write(b":\n\n")
-        await send(chunk({}, "stop"))
+        if call is not None:
+            await send(chunk({"tool_calls": [_tool_call(ident, call, index=0)]}))
+        await send(chunk({}, "stop" if call is None else "tool_calls"))
         if include_usage:
             n = len(tokens)
             usage = {"prompt_tokens": 9, "completion_tokens": n, "total_tokens": 9 + n}
@@ -293,7 +327,11 @@ class FakeLLM:
         await resp.write_eof()
         return resp
 
-    def _completion(self, ident: str, text: str) -> dict[str, Any]:
+    def _completion(self, ident: str, text: str, call: ToolCall | None) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if call is not None:
+            message["content"] = text or None
+            message["tool_calls"] = [_tool_call(ident, call)]
         return {
             "id": ident,
             "object": "chat.completion",
@@ -302,11 +340,23 @@ class FakeLLM:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "message": message,
+                    "finish_reason": "stop" if call is None else "tool_calls",
                 }
             ],
         }
+
+
+def _tokens(answer: str | Sequence[str] | ToolCall) -> list[str]:
+    if isinstance(answer, ToolCall):
+        return tokenize(answer.text)
+    return tokenize(answer) if isinstance(answer, str) else list(answer)
+
+
+def _tool_call(ident: str, call: ToolCall, **extra: int) -> dict[str, Any]:
+    arguments = json.dumps(dict(call.arguments), ensure_ascii=False)
+    return {**extra, "id": f"call_{ident}", "type": "function",
+            "function": {"name": call.name, "arguments": arguments}}
 
 
 def _error(status: int, message: str, code: str) -> web.Response:
