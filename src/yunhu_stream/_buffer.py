@@ -181,6 +181,9 @@ class TranscriptBuffer:
         if self.split is None and self.max_message is not None:
             self._choose_split()
         self.taken = max(self.taken, len(self.data) if self.split is None else self.split)
+        self._head_due = False  # an edit shows the head and tail with the text
+        if self.split is not None and self.taken >= self.split:
+            self._tail_due = False
         self._freed()
 
     @property

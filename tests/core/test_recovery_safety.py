@@ -248,3 +248,26 @@ class TestBoundedTranscript:
             with pytest.raises(errors.YunhuError) as info:
                 await s.close()
         assert info.value.text.endswith("the tail that never arrived")
+
+
+class TestRecoveryWithMarkdownRollover:
+    async def test_a_code_block_split_by_rollover_after_a_drop(self, emulator: Emulator) -> None:
+        """A markdown stream dropped early, whose code block spans a rollover, still ends:
+        every message is whole Markdown and the text is complete."""
+        code = "".join(f"print({i})\n" for i in range(200))
+        text = "好的，代码如下：\n\n```python\n" + code + "```\n\n完成。"
+        emulator.faults.drop_after(30)
+        bot = make_bot(emulator)
+        async with bot, bot.stream(to=GROUP, content_type="markdown",
+                                   max_message_bytes=1024) as s:
+            await write_slowly(s, text, pieces=100)
+        messages = shown(emulator)
+        assert len(messages) > 1
+        assert all(m.count("```") % 2 == 0 for m in messages)
+        # each split closes the block ("```" on its own line) and the next reopens it
+        rejoined = messages[0]
+        for m in messages[1:]:
+            if rejoined.endswith("```") and m.startswith("```python\n"):
+                rejoined, m = rejoined[: -len("```")], m[len("```python\n"):]
+            rejoined += m
+        assert rejoined == text
