@@ -7,8 +7,12 @@ shares its transport, its limiters and its retry rules.
 
 from __future__ import annotations
 
+import io
 from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
+
+import aiohttp
 
 from ._exceptions import (
     ConnectError,
@@ -91,14 +95,20 @@ class Api:
         *,
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
         idempotent: bool,
     ) -> Any:
-        """One JSON API call with rate limiting, retries and error translation."""
+        """One API call with rate limiting, retries and error translation. ``form``
+        builds a multipart body (afresh for each attempt: a sent one cannot be resent)."""
         budget = self.retry.budget()
+        limit_key = "bot/board" if endpoint.startswith("bot/board") else endpoint
         while True:
-            await self.limits.acquire(endpoint)
+            await self.limits.acquire(limit_key)
             try:
-                return await self.transport.call(method, endpoint, params=params, payload=json)
+                return await self.transport.call(
+                    method, endpoint, params=params, payload=json,
+                    form=form() if form else None,
+                )
             except YunhuError as exc:
                 if not retryable(exc, idempotent=idempotent) or not await budget.backoff(
                     exc, self._log.bind(endpoint=endpoint), "request_retry"
@@ -146,3 +156,39 @@ class Api:
                 status=200, body=str(data)[:BODY_EXCERPT_CHARS], endpoint="bot/messages"
             )
         return [item for item in items if isinstance(item, dict)]
+
+    async def batch_send(self, recv_type: str, ids: Sequence[str], content_type: str,
+                         content: dict[str, Any]) -> list[MessageInfo]:
+        """``bot/batch_send``: one message in each chat; the ones YunHu created."""
+        payload = {"recvIds": list(ids), "recvType": recv_type,
+                   "contentType": content_type, "content": content}
+        data = await self.call("POST", "bot/batch_send", json=payload, idempotent=False)
+        items = data.get("successList") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise InvalidResponseError(
+                status=200, body=str(data)[:BODY_EXCERPT_CHARS], endpoint="bot/batch_send"
+            )
+        infos = [message_info({"messageInfo": item}, "bot/batch_send", "send") for item in items]
+        self.delivered.extend(info.msg_id for info in infos)
+        return infos
+
+    async def upload(self, kind: str, filename: str, data: bytes, mime: str) -> str:
+        """``{kind}/upload`` (multipart field ``kind``); the key YunHu answers."""
+        endpoint, field = f"{kind}/upload", f"{kind}Key"
+
+        def form() -> aiohttp.FormData:
+            built = aiohttp.FormData()  # a file object: FormData refuses large bytes values
+            built.add_field(kind, io.BytesIO(data), filename=filename, content_type=mime)
+            return built
+
+        answer = await self.call("POST", endpoint, form=form, idempotent=False)
+        key = answer.get(field) if isinstance(answer, dict) else None
+        if not isinstance(key, str) or not key:
+            raise InvalidResponseError(
+                status=200, body=str(answer)[:BODY_EXCERPT_CHARS], endpoint=endpoint
+            )
+        return key
+
+    async def board(self, endpoint: str, payload: dict[str, Any]) -> None:
+        """One of the four board calls; they answer no data."""
+        await self.call("POST", endpoint, json=payload, idempotent=True)

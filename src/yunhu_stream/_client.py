@@ -22,6 +22,7 @@ from ._retry import RetryPolicy
 from ._streamer import Streamer
 from ._transport import Transport, redact
 from ._types import (
+    MEDIA_TYPES,
     SEND_CONTENT_TYPES,
     STREAM_CONTENT_TYPES,
     MessageInfo,
@@ -29,6 +30,7 @@ from ._types import (
     Target,
     check_content_type,
 )
+from ._uploads import Source, read_upload
 
 DEFAULT_BASE_URL = "https://chat-go.jwzhd.com/open-apis/v1"
 DEFAULT_MAX_BUFFER_BYTES = 256 * 1024
@@ -251,9 +253,11 @@ class Bot(Lifecycle):
 
         Args:
             to: ``Recipient``, ``"user:ID"``, ``"group:ID"`` or a webhook event.
-            text: The message text (must not be empty).
-            content_type: ``"text"``, ``"markdown"`` or ``"html"``.
-            buttons: Rows of button dicts.
+            text: The message text (must not be empty); for ``image``, ``video`` and
+                ``file`` the key an ``upload_*`` call returned.
+            content_type: ``"text"``, ``"markdown"``, ``"html"``, ``"image"``,
+                ``"video"`` or ``"file"``.
+            buttons: Rows of button dicts, or a flat list of them (one row).
             parent_id: Id of the message to quote.
             at: User ids mentioned in the text.
 
@@ -268,10 +272,130 @@ class Bot(Lifecycle):
         check_text(text)
         if not text:
             raise ConfigurationError("text must not be empty (YunHu rejects empty messages)")
-        check_content_type(content_type, SEND_CONTENT_TYPES)
+        check_content_type(content_type, SEND_CONTENT_TYPES + MEDIA_TYPES)
         validate.optional_identifier("parent_id", parent_id)
         body = content(text, check_buttons(buttons), check_at(at))
+        if content_type in MEDIA_TYPES:
+            body[f"{content_type}Key"] = body.pop("text")
         return await self._api.send(recipient, content_type, body, parent_id=parent_id)
+
+    async def batch_send(
+        self,
+        to: list[str],
+        text: str,
+        *,
+        recv_type: Literal["user", "group"] = "user",
+        content_type: str = "text",
+        buttons: Buttons | None = None,
+        at: list[str] | None = None,
+    ) -> list[MessageInfo]:
+        """Send one message to many chats with ``bot/batch_send``.
+
+        Args:
+            to: The user (or group) ids.
+            text: As for :meth:`send` (a media key for media types).
+            recv_type: ``"user"`` or ``"group"``: what the ids are.
+            content_type, buttons, at: As for :meth:`send`.
+
+        Returns:
+            The messages YunHu created (``successList``), one per chat it reached.
+
+        Raises:
+            ConfigurationError: a bad argument.
+            APIError, TransportError, …: the request failed.
+        """
+        if isinstance(to, str) or not isinstance(to, list) or not to:
+            raise ConfigurationError(f"to must be a non-empty list of ids, not {to!r}")
+        ids = [validate.identifier("to[]", i) for i in to]
+        validate.choice("recv_type", recv_type, ("user", "group"))
+        check_text(text)
+        if not text:
+            raise ConfigurationError("text must not be empty (YunHu rejects empty messages)")
+        check_content_type(content_type, SEND_CONTENT_TYPES + MEDIA_TYPES)
+        body = content(text, check_buttons(buttons), check_at(at))
+        if content_type in MEDIA_TYPES:
+            body[f"{content_type}Key"] = body.pop("text")
+        return await self._api.batch_send(recv_type, ids, content_type, body)
+
+    async def upload_image(self, source: Source) -> str:
+        """Upload an image (at most 10 MB) for a later ``send(..., content_type="image")``.
+
+        Args:
+            source: A path, bytes, or a binary file object.
+
+        Returns:
+            The ``imageKey``.
+
+        Raises:
+            ConfigurationError: an unusable source, an empty one or one over the limit.
+            APIError, TransportError, …: the request failed.
+        """
+        return await self._upload("image", source)
+
+    async def upload_video(self, source: Source) -> str:
+        """Upload a video (at most 20 MB); the ``videoKey``. See :meth:`upload_image`."""
+        return await self._upload("video", source)
+
+    async def upload_file(self, source: Source) -> str:
+        """Upload a file (at most 20 MB); the ``fileKey``. See :meth:`upload_image`."""
+        return await self._upload("file", source)
+
+    async def _upload(self, kind: str, source: Source) -> str:
+        filename, data, mime = read_upload(kind, source)
+        return await self._api.upload(kind, filename, data, mime)
+
+    async def set_board(
+        self,
+        to: Target | None,
+        text: str,
+        *,
+        content_type: str = "text",
+        member: str | None = None,
+        expire_at: int = 0,
+    ) -> None:
+        """Pin a board (看板) above a chat (``bot/board``), or for everyone (``to=None``,
+        ``bot/board-all``).
+
+        Args:
+            to: The chat, or None for every user of the bot.
+            text: The board's text.
+            content_type: ``"text"``, ``"markdown"`` or ``"html"``.
+            member: Show it only to this member of the chat.
+            expire_at: Unix time in seconds when it disappears; 0 = never.
+
+        Raises:
+            ConfigurationError: a bad argument (``member`` without ``to``, too).
+        """
+        check_text(text)
+        if not text:
+            raise ConfigurationError("text must not be empty (YunHu rejects empty boards)")
+        check_content_type(content_type, SEND_CONTENT_TYPES)
+        validate.optional_identifier("member", member)
+        validate.integer("expire_at", expire_at, minimum=0)
+        payload: dict[str, Any] = {
+            "contentType": content_type, "content": text, "expireTime": expire_at,
+        }
+        await self._api.board(*self._board_target(to, member, payload, "bot/board"))
+
+    async def dismiss_board(self, to: Target | None, *, member: str | None = None) -> None:
+        """Remove a chat's boards (one member's with ``member``), or with ``to=None`` the
+        board for everyone (``bot/board-dismiss`` / ``bot/board-all-dismiss``)."""
+        validate.optional_identifier("member", member)
+        await self._api.board(*self._board_target(to, member, {}, "bot/board-dismiss"))
+
+    @staticmethod
+    def _board_target(
+        to: Target | None, member: str | None, payload: dict[str, Any], endpoint: str
+    ) -> tuple[str, dict[str, Any]]:
+        if to is None:
+            if member is not None:
+                raise ConfigurationError("member needs a chat: pass to= as well")
+            return endpoint.replace("bot/board", "bot/board-all"), payload
+        recipient = Recipient.coerce(to)
+        payload.update(chatId=recipient.id, chatType=recipient.type)
+        if member is not None:
+            payload["memberId"] = member
+        return endpoint, payload
 
     async def edit(
         self,

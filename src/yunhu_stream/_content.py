@@ -24,8 +24,10 @@ def check_buttons(buttons: object) -> list[list[dict[str, Any]]] | None:
     if isinstance(buttons, (str, bytes, Mapping)) or not isinstance(buttons, Sequence):
         raise ConfigurationError(
             "buttons must be a list of rows, each a list of button dicts, "
-            f"not {type(buttons).__name__}"
+            f"or a flat list of button dicts (one row), not {type(buttons).__name__}"
         )
+    if buttons and all(isinstance(b, Mapping) for b in buttons):
+        buttons = [buttons]  # a flat list is one row, as YunHu accepts it
     rows: list[list[dict[str, Any]]] = []
     for r, row in enumerate(buttons):
         if isinstance(row, (str, bytes, Mapping)) or not isinstance(row, Sequence):

@@ -204,6 +204,20 @@ class EventParseError(YunhuError, ValueError):
         self.reason = reason
 
 
+class WebhookError(YunhuError):
+    """The emulator could not deliver a user's event to the bot's webhook: the bot was not
+    reachable, or answered with an HTTP status >= 300.
+
+    Attributes:
+        delivery: The emulator's record of what was sent and what came back
+            (``yunhu_stream.emulator.Delivery``).
+    """
+
+    def __init__(self, message: str, *, delivery: Any) -> None:
+        super().__init__(message)
+        self.delivery = delivery
+
+
 class SSEParseError(YunhuError, ValueError):
     """An event or line grew past the parser's ``max_event_chars`` limit."""
 

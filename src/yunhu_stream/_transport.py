@@ -248,8 +248,10 @@ class Transport:
         *,
         params: dict[str, str] | None = None,
         payload: dict[str, Any] | None = None,
+        form: aiohttp.FormData | None = None,
     ) -> Any:
-        """One JSON API call (no retry): the envelope's ``data``, or the error it means."""
+        """One API call (no retry) with a JSON body or a multipart ``form``: the
+        envelope's ``data``, or the error it means."""
         session = self.session()
         body: bytes | io.BytesIO | None = None
         if payload is not None:
@@ -261,7 +263,8 @@ class Transport:
             async with request(
                 session, method, f"{self.base_url}/{endpoint}",
                 endpoint=endpoint, secrets=(self._token,),
-                params={"token": self._token, **(params or {})}, data=body,
+                params={"token": self._token, **(params or {})},
+                data=form if form is not None else body,
                 headers=_JSON_HEADERS if body is not None else None,
                 allow_redirects=False, timeout=self._call_timeout,
             ) as resp:

@@ -14,6 +14,8 @@ Delivery = Literal["stream", "stream+edit", "send"]
 
 STREAM_CONTENT_TYPES: tuple[str, ...] = ("text", "markdown")
 SEND_CONTENT_TYPES: tuple[str, ...] = ("text", "markdown", "html")
+MEDIA_TYPES: tuple[str, ...] = ("image", "video", "file")
+"""Content types sent by the key of an upload."""
 
 _ACCEPTED_TO = (
     "Recipient.user(id), Recipient.group(id), the strings 'user:ID' or 'group:ID', "

@@ -26,6 +26,8 @@
     │   └── RateLimitedError        1007 (retry_after, when known)
     ├── EventParseError             (also ValueError) a webhook body that is not a YunHu
     │                               event; names the bad field (yunhu_stream.events)
+    ├── WebhookError                the emulator could not deliver a user's event to the
+    │                               bot's webhook (.delivery; yunhu_stream.emulator)
     ├── SSEParseError               (also ValueError) a malformed or oversized
     │                               event stream (yunhu_stream.sse)
     └── LLMError                    reading a model's stream failed (yunhu_stream.llm;
@@ -84,6 +86,7 @@ from ._exceptions import (
     StreamError,
     TransportError,
     UnauthorizedError,
+    WebhookError,
     WouldBlockError,
     YunhuError,
     api_error,
@@ -119,6 +122,7 @@ __all__ = [
     "StreamError",
     "TransportError",
     "UnauthorizedError",
+    "WebhookError",
     "WouldBlockError",
     "YunhuError",
     "api_error",

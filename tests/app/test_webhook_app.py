@@ -33,8 +33,8 @@ from yunhu_stream.events import (
     FollowEvent,
     GroupMemberEvent,
     MessageEvent,
+    SettingEvent,
     ShortcutMenuEvent,
-    UnknownEvent,
     parse_event,
 )
 
@@ -233,7 +233,7 @@ class TestReplies:
     async def test_unknown_event_types_reach_on_event(
         self, start_app: StartApp, client: aiohttp.ClientSession
     ) -> None:
-        """An undocumented event type is delivered as UnknownEvent to a handler for it."""
+        """A newer event type (bot.setting) is delivered, typed, to a handler for it."""
         received: list[Event] = []
 
         def register(app: BotApp) -> None:
@@ -246,7 +246,7 @@ class TestReplies:
         await app.stop()
         assert (status, answer["status"]) == (200, "accepted")
         [event] = received
-        assert isinstance(event, UnknownEvent)
+        assert isinstance(event, SettingEvent)
         assert event.data["groupName"] == "流式测试群"
 
     async def test_events_without_a_handler_are_acknowledged(

@@ -164,3 +164,25 @@ class TestPlainAndChats:
             f"return document.querySelector('[data-msg-id=\"{first.msg_id}\"]') === null",
         )
         assert gone
+
+
+class TestWhoSaidWhat:
+    async def test_users_and_the_bot_are_shown_by_nickname_on_their_sides(
+        self, emulator: Emulator, chromium_driver: Any
+    ) -> None:
+        """A user's message and the bot's reply each show their sender's nickname, and are
+        marked user / bot (drawn on opposite sides), in the order they were said."""
+        emulator.add_user("u1", "小红")
+        await emulator.user_says("group:who", "你好呀", user="u1")
+        async with Bot(emulator.token, base_url=emulator.base_url) as bot:
+            await bot.send("group:who", "你好，小红")
+        await open_page(chromium_driver, emulator, "group:who")
+        shown = await in_browser(wait_for_js, chromium_driver, """
+            const items = [...document.querySelectorAll('#messages article.message')];
+            if (items.length < 2) return null;
+            return items.map(el => [el.dataset.senderType,
+                el.querySelector('.message-sender').textContent,
+                el.querySelector('.message-body').textContent]);
+        """)
+        await in_browser(save_screenshot, chromium_driver, "emulator-page-who-said-what")
+        assert shown == [["user", "小红", "你好呀"], ["bot", "Emulator Bot", "你好，小红"]]

@@ -23,6 +23,7 @@ from yunhu_stream.events import (
     FollowEvent,
     GroupMemberEvent,
     MessageEvent,
+    SettingEvent,
     ShortcutMenuEvent,
     UnknownEvent,
     parse_event,
@@ -182,12 +183,22 @@ class TestDocumentedEvents:
         assert event.bot_id == "37090343"
 
     def test_unknown_event_type_is_kept(self) -> None:
-        """An undocumented event type becomes an UnknownEvent holding its event object."""
-        event = parsed("bot_setting.json")
+        """An event type the library does not know becomes an UnknownEvent holding its
+        event object (bot.setting is known now: a newer type made up here instead)."""
+        body = json.loads((FIXTURES / "bot_setting.json").read_text(encoding="utf-8"))
+        body["header"]["eventType"] = "bot.something.newer"
+        event = parse_event(body)
         assert type(event) is UnknownEvent
-        assert event.event_type == "bot.setting"
+        assert event.event_type == "bot.something.newer"
         assert event.data["groupId"] == "307149245"
-        assert "bot.setting" not in KNOWN_EVENT_TYPES
+        assert "bot.something.newer" not in KNOWN_EVENT_TYPES
+
+    def test_bot_setting_is_a_typed_open_event(self) -> None:
+        """The recorded bot.setting body parses as SettingEvent, its raw event kept."""
+        event = parsed("bot_setting.json")
+        assert isinstance(event, SettingEvent)
+        assert event.settings["lpvcvy"]["value"] is True
+        assert event.data["groupName"] == "流式测试群"
 
     def test_events_are_immutable_hashable_values(self) -> None:
         """Events are frozen, hashable, and equal when parsed from the same body."""
@@ -273,10 +284,11 @@ class TestReplyRecipient:
 
     def test_unknown_event_has_no_reply_target(self) -> None:
         """An UnknownEvent raises ValueError naming its type; coerce refuses it too."""
-        event = parsed("bot_setting.json")
-        with pytest.raises(ValueError, match=r"'bot\.setting' event has no chat"):
+        data = replaced(load("bot_setting.json"), "header.eventType", "bot.newer")
+        event = parse_event(data)
+        with pytest.raises(ValueError, match=r"'bot\.newer' event has no chat"):
             _ = event.reply_recipient
-        with pytest.raises(ValueError, match=r"bot\.setting"):
+        with pytest.raises(ValueError, match=r"bot\.newer"):
             Recipient.coerce(event)
 
     def test_unknown_chat_type_cannot_be_replied_to(self) -> None:
@@ -404,7 +416,8 @@ class TestMalformedBodies:
 
     def test_unknown_event_needs_only_the_header(self) -> None:
         """An unknown event type parses even when it has no event object."""
-        data = without(load("bot_setting.json"), "event")
+        data = without(replaced(load("bot_setting.json"), "header.eventType", "bot.newer"),
+                       "event")
         event = parse_event(data)
         assert isinstance(event, UnknownEvent)
         assert event.data is None

@@ -73,9 +73,13 @@ def _say(out: TextIO, line: str = "") -> None:
 
 def _emulator(args: argparse.Namespace, token: str | None) -> Emulator:
     try:
-        return Emulator(token=token, host=args.host, port=args.port)
+        return Emulator(
+            token=token, host=args.host, port=args.port, proxy=getattr(args, "proxy", False)
+        )
     except ValueError as exc:
         raise CliError(str(exc), ExitCode.USAGE) from None
+    except ImportError as exc:
+        raise CliError(str(exc), ExitCode.CONFIG) from None
 
 
 async def _start(emu: Emulator) -> None:
@@ -102,6 +106,11 @@ async def run_emulator(args: argparse.Namespace, signals: Signals) -> ExitCode:
         _say(out, f"  export YUNHU_BASE_URL={emu.base_url} YUNHU_TOKEN={emu.token}")
         _say(out, "  echo 'Hello **world**' | yunhu-stream send --to group:demo --markdown")
         _say(out)
+        if emu.proxy_url:
+            _say(out, "Proxy mode: clients that call YunHu's own hosts reach this emulator with")
+            _say(out, f"  export HTTPS_PROXY={emu.proxy_url} SSL_CERT_FILE={emu.ca_file}")
+            _say(out, f"  (requests-based clients: REQUESTS_CA_BUNDLE={emu.ca_file})")
+            _say(out)
         _say(out, "Press Ctrl-C to stop.")
         await signals.wait()
     finally:

@@ -221,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--token", metavar="TOKEN",
         help="the test token it accepts (default: a random one, printed at start)",
     )
+    emulator.add_argument(
+        "--proxy", action="store_true",
+        help="also run an HTTPS proxy for YunHu's hosts, for clients whose base URL is fixed "
+             "(needs yunhu-stream[proxy])",
+    )
 
     demo = commands.add_parser(
         "demo", parents=[common, creds], formatter_class=_FORMATTER, epilog=DEMO_EPILOG,

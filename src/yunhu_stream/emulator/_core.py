@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -24,7 +24,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .._log import get_logger
 from ._faults import NON_JSON_BODY, Fault, Faults
-from ._store import Changes, ChatStore, Chunk, StreamRecord
+from ._store import Boards, Changes, ChatStore, Chunk, StreamRecord
+from ._world import World
+
+if TYPE_CHECKING:
+    from ._media import Upload
 
 log = get_logger("emulator")
 
@@ -58,7 +62,8 @@ class Core:
     """Everything the handlers share; owned by one :class:`~.Emulator`."""
 
     def __init__(
-        self, *, token: str, bot_id: str, bot_nickname: str, rate_limit: int | None
+        self, *, token: str, bot_id: str, bot_nickname: str, rate_limit: int | None,
+        strict: bool = False,
     ) -> None:
         self.token = token
         self.bot_id = bot_id
@@ -69,6 +74,10 @@ class Core:
         self.faults = Faults(self.changes)
         self.streams: list[StreamRecord] = []
         self.requests: list[RequestRecord] = []
+        self.world = World(bot_id=bot_id, strict=strict)
+        self.uploads: dict[str, Upload] = {}
+        self.boards = Boards()
+        self.url = ""  # the server root once started, for media URLs
         self.stopping = asyncio.Event()
         # The rate-limit window's clock; tests may swap in a frozen one.
         self.clock: Callable[[], float] = time.monotonic
@@ -90,7 +99,8 @@ class Core:
         if self.rate_limit is None:
             return False
         now = self.clock()
-        window = self._windows[endpoint]
+        # YunHu counts the board calls together ("board"), every other endpoint on its own.
+        window = self._windows["board" if endpoint.startswith("board") else endpoint]
         while window and window[0] <= now - 1.0:
             window.popleft()
         if len(window) >= self.rate_limit:
@@ -152,7 +162,7 @@ class Core:
         if early is not None:
             return early
         if not self.token_ok(request):
-            return envelope(1003, "token无效 (invalid or missing token)")
+            return envelope(1003, "非法token (invalid or missing token)")
         if self.over_rate_limit(endpoint):
             return envelope(1007, "请求太频繁 (over the emulated rate limit)")
         return None
@@ -216,18 +226,24 @@ class Core:
 
 
 class EnvelopeResponse(web.Response):
-    """An HTTP 200 response with YunHu's ``{"code", "msg", "data"}`` envelope."""
+    """An HTTP 200 response with YunHu's ``{"code", "msg", "data"}`` envelope.
+
+    Without ``data`` (errors, recall, boards) the envelope is ``{"code", "msg"}``, as
+    YunHu answers those.
+    """
 
     def __init__(self, code: int, msg: str, data: Any = None) -> None:
+        body: dict[str, Any] = {"code": code, "msg": msg}
+        if data is not None:
+            body["data"] = data
         super().__init__(
-            text=json.dumps({"code": code, "msg": msg, "data": data}, ensure_ascii=False),
-            content_type="application/json",
+            text=json.dumps(body, ensure_ascii=False), content_type="application/json"
         )
         self.code = code
 
 
 def envelope(code: int, msg: str, data: Any = None) -> web.Response:
-    """An HTTP 200 response with YunHu's ``{"code", "msg", "data"}`` envelope."""
+    """An HTTP 200 response with YunHu's envelope (see :class:`EnvelopeResponse`)."""
     return EnvelopeResponse(code, msg, data)
 
 
@@ -253,11 +269,13 @@ class JsonBody:
 
 
 def parse_json(raw: bytes) -> JsonBody:
-    """Parse a JSON object body; ``error`` says what was wrong."""
+    """Parse a JSON object body (an empty body is ``{}``); ``error`` says what was wrong."""
+    if not raw.strip():
+        return JsonBody(value={})
     try:
         value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        return JsonBody(error="请求体不是有效的JSON (the body must be a UTF-8 JSON object)")
+        return JsonBody(error="请求参数应为json格式 (the body must be a UTF-8 JSON object)")
     if not isinstance(value, dict):
         return JsonBody(error="请求体必须是JSON对象 (the body must be a JSON object)")
     return JsonBody(value=value)

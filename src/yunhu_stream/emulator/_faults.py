@@ -17,8 +17,13 @@ from .. import _validate as validate
 from .._exceptions import ConfigurationError
 from ._store import DEFAULT_WAIT, Changes
 
-Endpoint = Literal["send-stream", "send", "edit", "recall", "messages"]
-ENDPOINTS: tuple[str, ...] = ("send-stream", "send", "edit", "recall", "messages")
+ENDPOINTS: tuple[str, ...] = (
+    "send-stream", "send", "batch_send", "edit", "recall", "messages",
+    "board", "board-all", "board-dismiss", "board-all-dismiss",
+    "image/upload", "video/upload", "file/upload",
+    "web/bot-info", "web/user-homepage", "web/group-info",
+)
+"""Every endpoint name a fault rule (and ``emu.requests``) knows."""
 When = Literal["before_body", "after_body"]
 WHENS: tuple[str, ...] = ("before_body", "after_body")
 FaultKind = Literal[
@@ -117,9 +122,11 @@ class Faults:
 
     Every helper takes ``times`` (how many of the next requests it applies to; ``None``
     means every request until :meth:`clear` or :meth:`Fault.cancel`) and ``endpoint``
-    (one of ``send-stream``, ``send``, ``edit``, ``recall``, ``messages``, an iterable
-    of them, or ``"*"``; default ``send-stream``). A request gets at most one fault: the
-    first active rule, in the order they were added.
+    (a name from :data:`ENDPOINTS` such as ``send-stream``, ``send``, ``edit``,
+    ``recall``, ``messages``, ``image/upload``, an iterable of them, or ``"*"``; default
+    ``send-stream``). Body faults (``drop_after``, ``slow_read``, ``stall``) act on the
+    endpoints that read a raw body, not on uploads or the web API stand-ins. A request
+    gets at most one fault: the first active rule, in the order they were added.
     """
 
     def __init__(self, changes: Changes) -> None:

@@ -14,30 +14,34 @@ from .._exceptions import ClosedError, ConfigurationError
 from .._lifecycle import Lifecycle, LifecycleState
 from .._log import get_logger
 from .._types import Recipient
-from . import _api
 from ._core import Core, RequestRecord
 from ._faults import Faults
+from ._people import Delivery, People
+from ._proxy import Interceptor
+from ._routes import API_PREFIX, add_api_routes
 from ._store import DEFAULT_WAIT, StoredMessage, StreamRecord
-from ._stream import send_stream
 from ._web import add_page_routes
 
 log = get_logger("emulator")
 
 T = TypeVar("T")
-API_PREFIX = "/open-apis/v1"
+DEFAULT_BOT_ID = "37090343"  # yunhu_stream.testing's: events built there name this bot
 # In-flight requests get this long to finish when the emulator stops; then they are cut,
 # which is what a restarting server does to its clients.
 SHUTDOWN_GRACE = 0.25
 
 
-class Emulator(Lifecycle):
+class Emulator(Lifecycle, People):
     """A local YunHu bot API on loopback, for tests and demos.
 
-    It implements ``bot/send-stream``, ``bot/send``, ``bot/edit``, ``bot/recall`` and
-    ``GET bot/messages`` with the token check, parameter validation and response
-    envelope of the real service, keeps every chat's history, records each streamed
-    request with its chunks, and injects faults on demand (:attr:`faults`). It also
-    serves a live web page at :attr:`url`.
+    It implements the bot API (``bot/send-stream``, ``bot/send``, ``bot/batch_send``,
+    ``bot/edit``, ``bot/recall``, ``GET bot/messages``, the uploads and the boards) with
+    the token check, parameter validation and response envelope of the real service,
+    stand-ins for the web API lookups real clients make, keeps every chat's history,
+    records each streamed request with its chunks, and injects faults on demand
+    (:attr:`faults`). Users and groups (:meth:`add_user`, :meth:`add_group`) say things
+    to the bot through its webhook (:meth:`user_says`). It also serves a live web page
+    at :attr:`url`.
 
     Usage::
 
@@ -52,8 +56,17 @@ class Emulator(Lifecycle):
         port: The port; 0 picks a free one (kept across :meth:`restart`).
         rate_limit: If set, answer ``1007`` to requests over this many per second per
             endpoint, as the real service does at 10. Off by default.
-        bot_id: The ``senderId`` of the bot's messages.
+        bot_id: The ``senderId`` of the bot's messages (default: the bot id
+            :mod:`yunhu_stream.testing` puts in events).
         bot_nickname: The ``senderNickname`` of the bot's messages.
+        strict: Refuse chats the bot cannot reach, as YunHu does: ``1003`` for a user
+            who has not added the bot, ``-1`` for a group without it, ``-1`` for a
+            media key never uploaded. Off by default: any chat id is accepted.
+        webhook_url: Where users' events are POSTed (settable later as
+            :attr:`webhook_url`).
+        proxy: Also run an HTTPS proxy for YunHu's hosts, so that clients with a
+            hard-coded base URL reach the emulator: start them with :attr:`proxy_env`.
+            Needs the ``proxy`` extra (``trustme``).
         clock: The clock (seconds) the emulated rate limit counts its one-second
             windows by; ``time.monotonic`` by default. Tests may pass a frozen one.
 
@@ -64,6 +77,7 @@ class Emulator(Lifecycle):
     Raises:
         ConfigurationError: for an invalid argument, saying what is accepted
             (a ``ValueError``).
+        ImportError: for ``proxy=True`` without ``trustme`` installed.
     """
 
     _closed_error = ClosedError
@@ -75,8 +89,11 @@ class Emulator(Lifecycle):
         host: str = "127.0.0.1",
         port: int = 0,
         rate_limit: int | None = None,
-        bot_id: str = "10000001",
+        bot_id: str = DEFAULT_BOT_ID,
         bot_nickname: str = "Emulator Bot",
+        strict: bool = False,
+        webhook_url: str | None = None,
+        proxy: bool = False,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if token is not None and (
@@ -100,6 +117,11 @@ class Emulator(Lifecycle):
         )
         if clock is not None:
             self._core.clock = clock
+        self._proxy = Interceptor(host) if validate.boolean("proxy", proxy) else None
+        self._http = None
+        self.deliveries: list[Delivery] = []
+        self.strict = strict
+        self.webhook_url = webhook_url
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -133,6 +155,34 @@ class Emulator(Lifecycle):
     def bot_id(self) -> str:
         """The ``senderId`` of the bot's messages."""
         return self._core.bot_id
+
+    @property
+    def proxy_url(self) -> str | None:
+        """``http://127.0.0.1:PORT`` of the proxy (``proxy=True``, while running), else None."""
+        return self._proxy.url if self._proxy and self._runner else None
+
+    @property
+    def ca_file(self) -> str | None:
+        """The PEM file of the proxy's certificate authority, while running, else None."""
+        return self._proxy.ca_file if self._proxy and self._runner else None
+
+    @property
+    def proxy_env(self) -> dict[str, str]:
+        """Environment variables that send an unmodified client to this emulator:
+        ``HTTPS_PROXY`` (and ``https_proxy``), ``SSL_CERT_FILE`` (OpenSSL, aiohttp, httpx,
+        curl), ``REQUESTS_CA_BUNDLE`` (requests), and ``NO_PROXY`` for loopback.
+
+        Raises:
+            RuntimeError: unless the emulator runs with ``proxy=True``.
+        """
+        url, ca = self.proxy_url, self.ca_file
+        if url is None or ca is None:
+            raise RuntimeError("proxy_env needs a running Emulator(proxy=True)")
+        return {
+            "HTTPS_PROXY": url, "https_proxy": url, "SSL_CERT_FILE": ca,
+            "REQUESTS_CA_BUNDLE": ca, "NO_PROXY": "127.0.0.1,localhost,::1",
+            "no_proxy": "127.0.0.1,localhost,::1",
+        }
 
     @property
     def running(self) -> bool:
@@ -264,12 +314,7 @@ class Emulator(Lifecycle):
     def _app(self) -> web.Application:
         app = web.Application()
         core = self._core
-        prefix = API_PREFIX + "/bot/"
-        app.router.add_post(prefix + "send-stream", core.route("send-stream", send_stream))
-        app.router.add_post(prefix + "send", core.route("send", _api.send))
-        app.router.add_post(prefix + "edit", core.route("edit", _api.edit))
-        app.router.add_post(prefix + "recall", core.route("recall", _api.recall))
-        app.router.add_get(prefix + "messages", core.route("messages", _api.messages))
+        add_api_routes(app, core)
         add_page_routes(app, core)
         return app
 
@@ -299,13 +344,18 @@ class Emulator(Lifecycle):
         try:
             site = web.TCPSite(runner, self._host, self._port)
             await site.start()
+            if self._port == 0:
+                self._port = int(runner.addresses[0][1])
+            if self._proxy is not None:
+                await self._proxy.start(runner)
         except BaseException:
+            if self._proxy is not None:
+                await self._proxy.close()
             await runner.cleanup()
             raise
-        if self._port == 0:
-            self._port = int(runner.addresses[0][1])
         self._runner = runner
-        log.info("emulator_started", url=self.url)
+        self._core.url = self.url
+        log.info("emulator_started", url=self.url, proxy=self.proxy_url)
 
     async def _close(self) -> None:
         """Stop listening and cut requests still in flight. History is kept."""
@@ -314,7 +364,11 @@ class Emulator(Lifecycle):
             return
         self._core.stopping.set()
         self._core.changes.notify()
+        if self._proxy is not None:
+            await self._proxy.close()
         await runner.cleanup()
+        if self._http is not None:
+            await self._http.close()
         log.info("emulator_stopped", url=self.url)
 
     close = Lifecycle.aclose

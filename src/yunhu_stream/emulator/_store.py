@@ -12,7 +12,7 @@ import codecs
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -171,6 +171,8 @@ class StoredMessage:
         chat_type, chat_id: The chat (``"user"``/``"group"`` and its id).
         content_type: ``text``, ``markdown``, ``html``, ``image``, …
         text: The text as shown now (grows while streaming, replaced by edits).
+        sender_id, sender_nickname: Who sent it: the bot, or a user of the world.
+        sender_type: ``"bot"`` for the bot's messages, ``"user"`` for what users said.
         buttons: Button rows, or None.
         at: Mentioned user ids, or None.
         parent_id: The quoted message id, or None.
@@ -180,6 +182,7 @@ class StoredMessage:
         edits: How many times ``bot/edit`` changed it.
         recalled: True once ``bot/recall`` removed it.
         send_time: Milliseconds since the epoch when it was created.
+        command_name, command_id: The command a user's message invoked (``""``/0: none).
         stream: The :class:`StreamRecord` of a streamed message.
     """
 
@@ -190,6 +193,7 @@ class StoredMessage:
     text: str
     sender_id: str
     sender_nickname: str
+    sender_type: str = "bot"
     buttons: list[list[dict[str, Any]]] | None = None
     at: list[str] | None = None
     parent_id: str | None = None
@@ -199,13 +203,16 @@ class StoredMessage:
     edits: int = 0
     recalled: bool = False
     send_time: int = field(default_factory=lambda: int(time.time() * 1000))
+    command_name: str = ""
+    command_id: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     stream: StreamRecord | None = field(default=None, repr=False)
 
     def to_item(self) -> dict[str, Any]:
         """The message as a ``bot/messages`` list item."""
         content: dict[str, Any] = dict(self.extra)
-        content["text"] = self.text
+        if self.text or not self.extra:  # media messages carry their keys, not text
+            content["text"] = self.text
         if self.buttons is not None:
             content["buttons"] = self.buttons
         if self.at is not None:
@@ -216,13 +223,13 @@ class StoredMessage:
             "msgId": self.msg_id,
             "parentId": self.parent_id or "",
             "senderId": self.sender_id,
-            "senderType": "bot",
+            "senderType": self.sender_type,
             "senderNickname": self.sender_nickname,
             "contentType": self.content_type,
             "content": content,
             "sendTime": self.send_time,
-            "commandName": "",
-            "commandId": 0,
+            "commandName": self.command_name,
+            "commandId": self.command_id,
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -270,3 +277,74 @@ class ChatStore:
         """Call ``listener(message)`` after every change; returns the unsubscribe function."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+
+Scope = Literal["all", "chat", "member"]
+
+
+@dataclass(frozen=True, eq=False)
+class Board:
+    """One board the bot set (``emu.boards``).
+
+    Attributes:
+        scope: ``"member"`` (one member of a chat), ``"chat"`` or ``"all"`` (every user).
+        content_type: ``text``, ``markdown`` or ``html``.
+        content: The board's text.
+        expire_time: Unix time in seconds when it disappears; 0 = never.
+        chat_type, chat_id: Its chat (None for ``"all"``).
+        member_id: The member it is for (``"member"`` scope only).
+        set_at: ``time.time()`` when it was set.
+    """
+
+    scope: Scope
+    content_type: str
+    content: str
+    expire_time: int = 0
+    chat_type: str | None = None
+    chat_id: str | None = None
+    member_id: str | None = None
+    set_at: float = field(default_factory=time.time)
+
+    @property
+    def active(self) -> bool:
+        """True until its ``expire_time`` has passed."""
+        return self.expire_time == 0 or time.time() < self.expire_time
+
+
+BoardKey = tuple[str | None, str | None, str | None]
+
+
+class Boards:
+    """The boards in force, one per (chat, member), (chat) and for everyone."""
+
+    def __init__(self) -> None:
+        self._boards: dict[BoardKey, Board] = {}
+
+    def active(self) -> list[Board]:
+        """The boards not yet expired, oldest first."""
+        return [b for b in self._boards.values() if b.active]
+
+    def shown(self, chat_type: str, chat_id: str, member_id: str | None) -> Board | None:
+        """What ``member_id`` sees above that chat: their own board, else the chat's,
+        else the one for everyone."""
+        keys: list[BoardKey] = [(chat_type, chat_id, None), (None, None, None)]
+        if member_id is not None:
+            keys.insert(0, (chat_type, chat_id, member_id))
+        for key in keys:
+            board = self._boards.get(key)
+            if board is not None and board.active:
+                return board
+        return None
+
+    def set(self, board: Board) -> None:
+        """Set ``board``, replacing the one of the same scope and chat."""
+        self._boards[(board.chat_type, board.chat_id, board.member_id)] = board
+
+    def dismiss(self, chat_type: str | None, chat_id: str | None, member_id: str | None) -> None:
+        """Remove one member's board, or (``member_id`` None) every board of the chat, or
+        (everything None) the board for everyone."""
+        if chat_type is None or member_id is not None:
+            self._boards.pop((chat_type, chat_id, member_id), None)
+            return
+        for key in [k for k in self._boards if k[:2] == (chat_type, chat_id)]:
+            del self._boards[key]

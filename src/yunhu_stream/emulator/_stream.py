@@ -1,4 +1,8 @@
-"""``POST bot/send-stream``: a message that appears at the first chunk and grows."""
+"""``POST bot/send-stream``: a message that appears at the first chunk and grows.
+
+A ``parentId`` query parameter (ErisPulse-YunhuAdapter sends one) is accepted and kept as
+the message's quote; YunHu does not document what it does there.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from aiohttp import web
 from ._core import Core, EnvelopeResponse, envelope
 from ._faults import Fault
 from ._store import Chunk, StoredMessage, StreamRecord
+from ._world import Refused
 
 EMPTY_MSG = "消息内容不能为空"
 
@@ -45,6 +50,11 @@ async def send_stream(core: Core, request: web.Request, fault: Fault | None) -> 
         if response is None:
             problem = _check_query(record)
             response = envelope(1002, problem) if problem else None
+        if response is None:
+            try:
+                core.world.check_reach(record.recv_type, record.recv_id)
+            except Refused as exc:
+                response = envelope(exc.code, exc.msg)
         if response is not None:
             return _answer(record, response)
 
@@ -62,6 +72,7 @@ async def send_stream(core: Core, request: web.Request, fault: Fault | None) -> 
                     "",
                     core.bot_id,
                     core.bot_nickname,
+                    parent_id=query.get("parentId") or None,
                     streamed=True,
                     streaming=True,
                     stream=record,

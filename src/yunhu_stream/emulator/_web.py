@@ -7,6 +7,7 @@ Routes (none of them needs or shows the bot token):
 - ``GET /_emulator/chats``: every chat with a summary of its newest message.
 - ``GET /_emulator/chats/{type}/{id}``: one chat's messages, oldest first, recalled ones
   included and marked.
+- ``GET /_emulator/media/{key}``: an uploaded image, video or file, as uploaded.
 - ``GET /_emulator/events``: Server-Sent Events; a ``hello`` event on connect, then a
   ``message`` event ``{"message": snapshot, "chat": summary}`` after any change to a
   message (new, grown by a chunk, finished, edited, recalled). Changes
@@ -39,8 +40,15 @@ HEARTBEAT = 15.0
 
 def snapshot(message: StoredMessage) -> dict[str, Any]:
     """A message as the page shows it, with its chunk timeline if it was streamed."""
+    media = next(
+        (message.extra[k] for k in ("imageKey", "videoKey", "fileKey") if k in message.extra),
+        None,
+    )
     data: dict[str, Any] = {
         "msgId": message.msg_id,
+        "senderType": message.sender_type,
+        "senderId": message.sender_id,
+        "senderNickname": message.sender_nickname,
         "chatType": message.chat_type,
         "chatId": message.chat_id,
         "contentType": message.content_type,
@@ -54,6 +62,8 @@ def snapshot(message: StoredMessage) -> dict[str, Any]:
         "edits": message.edits,
         "recalled": message.recalled,
         "sendTime": message.send_time,
+        # uploaded media is served here; a key never uploaded has nothing to show
+        "mediaUrl": f"/_emulator/media/{media}" if media and len(message.extra) > 1 else None,
         "stream": None,
     }
     record = message.stream
@@ -118,11 +128,18 @@ def add_page_routes(app: web.Application, core: Core) -> None:
     async def events(request: web.Request) -> web.StreamResponse:
         return await _sse(core, request)
 
+    async def media(request: web.Request) -> web.Response:
+        upload = core.uploads.get(request.match_info["key"])
+        if upload is None:
+            raise web.HTTPNotFound(text="no such upload")
+        return web.Response(body=upload.data, content_type=upload.mime)
+
     app.router.add_get("/", index)
     app.router.add_get("/_emulator/static/{name}", static)
     app.router.add_get("/_emulator/chats", chats)
     app.router.add_get("/_emulator/chats/{type}/{id}", chat)
     app.router.add_get("/_emulator/events", events)
+    app.router.add_get("/_emulator/media/{key}", media)
 
 
 async def _sse(core: Core, request: web.Request) -> web.StreamResponse:

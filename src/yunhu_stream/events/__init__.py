@@ -18,6 +18,8 @@ private message (``chatType`` bot)        the user ``sender.senderId``
                                           is group, else the user ``userId``
 ``bot.shortcut.menu``                     the group ``chatId`` when ``chatType``
                                           is group, else the user ``senderId``
+``bot.setting``                           the group ``chatId`` (raises elsewhere)
+``a2ui.button.report``                    as ``button.report.inline``
 unknown event type                        none: ``reply_recipient`` raises
 ========================================  =====================================
 
@@ -32,7 +34,9 @@ from __future__ import annotations
 from .._exceptions import EventParseError
 from .._public import publish
 from ._models import (
+    A2UI_BUTTON_REPORT,
     BOT_FOLLOWED,
+    BOT_SETTING,
     BOT_UNFOLLOWED,
     BUTTON_REPORT_INLINE,
     GROUP_JOIN,
@@ -41,6 +45,7 @@ from ._models import (
     MESSAGE_INSTRUCTION,
     MESSAGE_NORMAL,
     SHORTCUT_MENU,
+    A2UIButtonEvent,
     ButtonReportEvent,
     Chat,
     Event,
@@ -49,13 +54,16 @@ from ._models import (
     Message,
     MessageEvent,
     Sender,
+    SettingEvent,
     ShortcutMenuEvent,
     UnknownEvent,
 )
 from ._parse import parse_event
 
 __all__ = [
+    "A2UI_BUTTON_REPORT",
     "BOT_FOLLOWED",
+    "BOT_SETTING",
     "BOT_UNFOLLOWED",
     "BUTTON_REPORT_INLINE",
     "GROUP_JOIN",
@@ -64,6 +72,7 @@ __all__ = [
     "MESSAGE_INSTRUCTION",
     "MESSAGE_NORMAL",
     "SHORTCUT_MENU",
+    "A2UIButtonEvent",
     "ButtonReportEvent",
     "Chat",
     "Event",
@@ -73,6 +82,7 @@ __all__ = [
     "Message",
     "MessageEvent",
     "Sender",
+    "SettingEvent",
     "ShortcutMenuEvent",
     "UnknownEvent",
     "parse_event",

@@ -18,6 +18,8 @@ GROUP_JOIN = "group.join"
 GROUP_LEAVE = "group.leave"
 BUTTON_REPORT_INLINE = "button.report.inline"
 SHORTCUT_MENU = "bot.shortcut.menu"
+BOT_SETTING = "bot.setting"
+A2UI_BUTTON_REPORT = "a2ui.button.report"
 
 KNOWN_EVENT_TYPES: tuple[str, ...] = (
     MESSAGE_NORMAL,
@@ -28,6 +30,8 @@ KNOWN_EVENT_TYPES: tuple[str, ...] = (
     GROUP_LEAVE,
     BUTTON_REPORT_INLINE,
     SHORTCUT_MENU,
+    BOT_SETTING,
+    A2UI_BUTTON_REPORT,
 )
 """Every event type :func:`parse_event` turns into a specific class."""
 
@@ -320,6 +324,74 @@ class ShortcutMenuEvent(Event):
             ValueError: for a chat type other than group or bot.
         """
         return _reply_to_chat(self.chat_type, self.chat_id, self.sender_id, "this menu event")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingEvent(Event):
+    """``bot.setting``: someone changed the bot's settings form in a chat (a newer event
+    type, typed but open: ``data`` keeps the whole ``event`` object).
+
+    Attributes:
+        chat_id: ``chatId``.
+        chat_type: ``chatType``.
+        group_id: ``groupId`` (``""`` outside groups).
+        group_name: ``groupName``.
+        settings: ``settingJson`` decoded (``{}`` if absent or not a JSON object).
+        data: The ``event`` object as received.
+    """
+
+    chat_id: str
+    chat_type: str
+    group_id: str = ""
+    group_name: str = ""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def reply_recipient(self) -> Recipient:
+        """The group the settings belong to.
+
+        Raises:
+            ValueError: outside a group (the event names no user to answer).
+        """
+        if self.chat_type == "group":
+            return Recipient.group(self.chat_id)
+        raise ValueError(f"a bot.setting event in a {self.chat_type!r} chat has no reply chat")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class A2UIButtonEvent(Event):
+    """``a2ui.button.report``: a user pressed a button of an A2UI message (a newer event
+    type, typed but open: ``data`` keeps the whole ``event`` object).
+
+    Attributes:
+        msg_id: ``msgId``.
+        recv_id: ``recvId``: the group, or the bot's id in a private chat.
+        recv_type: ``recvType``: ``"group"``, or ``"bot"`` in a private chat.
+        user_id: ``userId``, who pressed it.
+        action_name: ``actionName``.
+        component_id: ``sourceComponentId``.
+        form_context: ``formContext`` (``{}`` if absent).
+        data: The ``event`` object as received.
+    """
+
+    msg_id: str
+    recv_id: str
+    recv_type: str
+    user_id: str
+    action_name: str = ""
+    component_id: str = ""
+    form_context: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def reply_recipient(self) -> Recipient:
+        """The group for a group message, else the user who pressed the button.
+
+        Raises:
+            ValueError: for a ``recvType`` other than group, bot or user.
+        """
+        return _reply_to_chat(self.recv_type, self.recv_id, self.user_id, "this A2UI report")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,7 +9,9 @@ from typing import Any
 
 from .._exceptions import EventParseError
 from ._models import (
+    A2UI_BUTTON_REPORT,
     BOT_FOLLOWED,
+    BOT_SETTING,
     BOT_UNFOLLOWED,
     BUTTON_REPORT_INLINE,
     GROUP_JOIN,
@@ -17,6 +19,7 @@ from ._models import (
     MESSAGE_INSTRUCTION,
     MESSAGE_NORMAL,
     SHORTCUT_MENU,
+    A2UIButtonEvent,
     ButtonReportEvent,
     Chat,
     Event,
@@ -25,6 +28,7 @@ from ._models import (
     Message,
     MessageEvent,
     Sender,
+    SettingEvent,
     ShortcutMenuEvent,
     UnknownEvent,
 )
@@ -210,6 +214,37 @@ def _shortcut_event(base: dict[str, Any], event: _Obj) -> ShortcutMenuEvent:
     )
 
 
+def _setting_event(base: dict[str, Any], event: _Obj) -> SettingEvent:
+    try:
+        settings = json.loads(event.text("settingJson", "{}") or "{}")
+    except ValueError:
+        settings = {}
+    return SettingEvent(
+        **base,
+        chat_id=event.req_str("chatId"),
+        chat_type=event.req_str("chatType"),
+        group_id=event.text("groupId"),
+        group_name=event.text("groupName"),
+        settings=settings if isinstance(settings, dict) else {},
+        data=event.data,
+    )
+
+
+def _a2ui_event(base: dict[str, Any], event: _Obj) -> A2UIButtonEvent:
+    context = event.data.get("formContext")
+    return A2UIButtonEvent(
+        **base,
+        msg_id=event.req_str("msgId"),
+        recv_id=event.req_str("recvId"),
+        recv_type=event.req_str("recvType"),
+        user_id=event.req_str("userId"),
+        action_name=event.text("actionName"),
+        component_id=event.text("sourceComponentId"),
+        form_context=context if isinstance(context, dict) else {},
+        data=event.data,
+    )
+
+
 _Parser = Callable[[dict[str, Any], _Obj], Event]
 
 _PARSERS: dict[str, _Parser] = {
@@ -221,6 +256,8 @@ _PARSERS: dict[str, _Parser] = {
     GROUP_LEAVE: _group_member_event,
     BUTTON_REPORT_INLINE: _button_event,
     SHORTCUT_MENU: _shortcut_event,
+    BOT_SETTING: _setting_event,
+    A2UI_BUTTON_REPORT: _a2ui_event,
 }
 
 

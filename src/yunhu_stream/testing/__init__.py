@@ -1,7 +1,8 @@
 """Test helpers for YunHu bots: webhook bodies, and an ``emulator`` pytest fixture.
 
-Webhook bodies: :func:`message_event`, :func:`button_event`, :func:`follow_event` and
-:func:`menu_event` build the JSON object YunHu POSTs to a bot's webhook (the envelope
+Webhook bodies: :func:`message_event`, :func:`button_event`, :func:`follow_event`,
+:func:`group_event`, :func:`menu_event`, :func:`setting_event` and :func:`a2ui_event`
+build the JSON object YunHu POSTs to a bot's webhook (the envelope
 ``{"version", "header", "event"}``), shaped as YunHu sends it. POST one to your bot to
 test it without a YunHu account; :func:`yunhu_stream.events.parse_event` turns each
 into the matching event, whose ``reply_recipient`` is the ``chat`` you asked for::
@@ -38,10 +39,13 @@ from ._events import (
     DEFAULT_CHAT,
     DEFAULT_USER_ID,
     INCOMING_CONTENT_TYPES,
+    a2ui_event,
     button_event,
     follow_event,
+    group_event,
     menu_event,
     message_event,
+    setting_event,
 )
 from .fake_llm import FakeLLM
 
@@ -52,10 +56,13 @@ __all__ = [
     "DEFAULT_USER_ID",
     "INCOMING_CONTENT_TYPES",
     "FakeLLM",
+    "a2ui_event",
     "button_event",
     "follow_event",
+    "group_event",
     "menu_event",
     "message_event",
+    "setting_event",
 ]
 
 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -9,9 +10,13 @@ from typing import Any
 
 from .._types import Recipient
 from ..events._models import (
+    A2UI_BUTTON_REPORT,
     BOT_FOLLOWED,
+    BOT_SETTING,
     BOT_UNFOLLOWED,
     BUTTON_REPORT_INLINE,
+    GROUP_JOIN,
+    GROUP_LEAVE,
     MESSAGE_INSTRUCTION,
     MESSAGE_NORMAL,
     SHORTCUT_MENU,
@@ -322,7 +327,8 @@ def menu_event(
         menu_action: ``menuAction``.
         bot_id: The bot's id (``botId``; ``chatId`` of a private chat).
         event_id: ``header.eventId``; a fresh one when ``None``.
-        time_ms: ``eventTime`` and ``sendTime`` in ms; now when ``None``.
+        time_ms: ``eventTime`` in ms; now when ``None``. ``sendTime`` is the same moment
+            in **seconds**, as in YunHu's documented example of this event.
 
     Returns:
         The body as a new dict.
@@ -344,5 +350,128 @@ def menu_event(
     return _envelope(SHORTCUT_MENU, eid, now, {
         "botId": bot_id, "menuId": menu_id, "menuType": menu_type, "menuAction": menu_action,
         "chatId": chat_id, "chatType": chat_type, "senderType": "user",
-        "senderId": sender, "sendTime": now,
+        "senderId": sender, "sendTime": now // 1000,
+    })
+
+
+def group_event(
+    group_id: str,
+    user_id: str = DEFAULT_USER_ID,
+    *,
+    joined: bool = True,
+    nickname: str = "小明",
+    avatar_url: str = DEFAULT_AVATAR_URL,
+    event_id: str | None = None,
+    time_ms: int | None = None,
+) -> dict[str, Any]:
+    """A ``group.join`` body (``group.leave`` with ``joined=False``).
+
+    Args:
+        group_id: The group (``chatId``); a reply goes there.
+        user_id: Who joined or left.
+        joined: True for ``group.join``, False for ``group.leave``.
+        nickname, avatar_url: ``nickname`` and ``avatarUrl``.
+        event_id: ``header.eventId``; a fresh one when ``None``.
+        time_ms: ``eventTime`` and ``time`` in ms; now when ``None``.
+
+    Raises:
+        ValueError: for an empty or padded id, or a ``joined`` that is not a bool.
+        TypeError: for a ``nickname`` or ``avatar_url`` that is not a str.
+    """
+    _check_id("group_id", group_id)
+    _check_id("user_id", user_id)
+    if not isinstance(joined, bool):
+        raise ValueError(f"joined must be True or False, not {joined!r}")
+    _check_str("nickname", nickname)
+    _check_str("avatar_url", avatar_url)
+    eid, now = _header(event_id, time_ms)
+    return _envelope(GROUP_JOIN if joined else GROUP_LEAVE, eid, now, {
+        "time": now, "chatId": group_id, "chatType": "group", "userId": user_id,
+        "nickname": nickname, "avatarUrl": avatar_url,
+    })
+
+
+def setting_event(
+    settings: Mapping[str, Any],
+    *,
+    chat: Recipient | str = DEFAULT_CHAT,
+    group_name: str = "流式测试群",
+    avatar_url: str = DEFAULT_AVATAR_URL,
+    event_id: str | None = None,
+    time_ms: int | None = None,
+) -> dict[str, Any]:
+    """A ``bot.setting`` body: someone changed the bot's settings form in a chat.
+
+    Args:
+        settings: The form, ``{id: {"id", "type", "label", "value"}}``; sent as the
+            JSON string ``settingJson``, as YunHu does.
+        chat: Where (``"group:ID"`` or ``"user:ID"``).
+        group_name, avatar_url: ``groupName`` and ``avatarUrl``.
+        event_id: ``header.eventId``; a fresh one when ``None``.
+        time_ms: ``eventTime`` and ``time`` in ms; now when ``None``.
+
+    Raises:
+        ValueError: for a bad chat.
+        TypeError: for ``settings`` that is not a mapping of JSON values.
+    """
+    if not isinstance(settings, Mapping):
+        raise TypeError(f"settings must be a mapping, not {type(settings).__name__}")
+    recipient = _check_chat(chat)
+    _check_str("group_name", group_name)
+    eid, now = _header(event_id, time_ms)
+    return _envelope(BOT_SETTING, eid, now, {
+        "time": now, "chatId": recipient.id, "chatType": recipient.type,
+        "groupId": recipient.id if recipient.type == "group" else "",
+        "groupName": group_name, "avatarUrl": avatar_url,
+        "settingJson": json.dumps(dict(settings), ensure_ascii=False),
+    })
+
+
+def a2ui_event(
+    action_name: str,
+    *,
+    chat: Recipient | str = DEFAULT_CHAT,
+    user_id: str | None = None,
+    nickname: str = "小明",
+    msg_id: str | None = None,
+    component_id: str = "button-1",
+    form_context: Mapping[str, Any] | None = None,
+    bot_id: str = DEFAULT_BOT_ID,
+    event_id: str | None = None,
+    time_ms: int | None = None,
+) -> dict[str, Any]:
+    """An ``a2ui.button.report`` body: a user pressed a button of an A2UI message.
+
+    Args:
+        action_name: ``actionName``, the button's action.
+        chat: Where the message is; a private chat is reported like a button click
+            (``recvType`` ``"bot"``, ``recvId`` the bot).
+        user_id: Who pressed it; defaults as in :func:`button_event`.
+        nickname: ``nickname``.
+        msg_id: ``msgId``; a fresh one when ``None``.
+        component_id: ``sourceComponentId``.
+        form_context: ``formContext``, the form's values (default ``{}``).
+        bot_id: The bot's id, ``recvId`` in a private chat.
+        event_id: ``header.eventId``; a fresh one when ``None``.
+        time_ms: ``eventTime`` and ``time`` in ms; now when ``None``.
+
+    Raises:
+        ValueError: for a bad chat or id.
+        TypeError: for an ``action_name`` that is not a str or a ``form_context`` that
+            is not a mapping.
+    """
+    _check_str("action_name", action_name)
+    recipient = _check_chat(chat)
+    user = _participant(recipient, "user_id", user_id)
+    if form_context is not None and not isinstance(form_context, Mapping):
+        raise TypeError(f"form_context must be a mapping, not {type(form_context).__name__}")
+    eid, now = _header(event_id, time_ms)
+    mid = uuid.uuid4().hex if msg_id is None else _check_id("msg_id", msg_id)
+    recv_id, recv_type = (
+        (recipient.id, "group") if recipient.type == "group" else (bot_id, "bot")
+    )
+    return _envelope(A2UI_BUTTON_REPORT, eid, now, {
+        "time": now, "msgId": mid, "recvId": recv_id, "recvType": recv_type,
+        "userId": user, "nickname": nickname, "actionName": action_name,
+        "sourceComponentId": component_id, "formContext": dict(form_context or {}),
     })

@@ -68,6 +68,17 @@
     } else if (["text", "html"].indexOf(msg.contentType) >= 0) {
       body.classList.add("plain");
       body.textContent = msg.text; // html is shown as source: the emulator does not sanitise it
+    } else if (msg.mediaUrl && msg.contentType === "image") {
+      body.classList.add("media");
+      var img = el("img", "message-image");
+      img.src = msg.mediaUrl;
+      img.alt = "[image]";
+      body.appendChild(img);
+    } else if (msg.mediaUrl) {
+      body.classList.add("media");
+      var link = el("a", "message-file", "[" + msg.contentType + "]");
+      link.href = msg.mediaUrl;
+      body.appendChild(link);
     } else {
       body.classList.add("media");
       body.textContent = "[" + msg.contentType + "]";
@@ -122,7 +133,11 @@
     node.dataset.contentType = msg.contentType;
     node.dataset.streaming = String(msg.streaming);
     node.dataset.recalled = String(msg.recalled);
+    node.dataset.senderType = msg.senderType;
     var meta = el("div", "message-meta");
+    var sender = el("span", "message-sender", msg.senderNickname || msg.senderId);
+    sender.title = msg.senderType + " " + msg.senderId;
+    meta.appendChild(sender);
     meta.appendChild(el("time", "message-time", formatTime(msg.sendTime)));
     meta.appendChild(badge(msg.contentType, "badge-type"));
     if (msg.streamed) meta.appendChild(badge("本内容由AI生成，仅供参考", "badge-ai"));
