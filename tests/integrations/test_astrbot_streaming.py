@@ -214,6 +214,19 @@ class TestChainsFromPlugins:
         assert (message.text, message.parent_id) == ("引用你的回答。", quoted)
         assert not message.streamed and streams_to(astrbot, user) == []
 
+    async def test_an_image_in_the_answer_is_uploaded_and_sent(
+        self, astrbot: AstrBot
+    ) -> None:
+        """An Image ends the streamed text, is uploaded with image/upload and sent as its
+        own image message by key; the text after it streams in a new message."""
+        user = await ask(astrbot, "/stream_chain image")
+        messages = await finished(astrbot, f"user:{user}", 3, last=lambda m: "图后" in m.text)
+        assert [m.content_type for m in messages] == ["markdown", "image", "markdown"]
+        assert (messages[0].text, messages[2].text) == ("看图：", "图后的文字。")
+        key = messages[1].extra["imageKey"]
+        upload = astrbot.emu.uploads[key]
+        assert upload.kind == "image" and upload.data.startswith(b"\x89PNG")
+
     async def test_buttons_go_on_the_last_message_after_the_stream(
         self, astrbot: AstrBot
     ) -> None:

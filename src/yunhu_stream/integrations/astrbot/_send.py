@@ -18,6 +18,7 @@ message, so a quoted part is sent whole when it ends (the library's quote fallba
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from astrbot.api.event import MessageChain
@@ -63,11 +64,28 @@ def mention_of(comp: At) -> tuple[str, str | None]:
 
 
 async def send_media(bot: Bot, to: Recipient, comp: BaseMessageComponent) -> None:
-    """Upload an image, file, video or voice component and send it as its own message."""
-    # Bot.upload_image/upload_file and the emulator's upload endpoints come with issue 18;
-    # until they land, media parts cannot be sent and are reported, not dropped silently.
-    log.warning("astrbot_media_not_sent", component=type(comp).__name__, recv_id=to.id,
-                reason="this yunhu-stream version cannot upload media yet")
+    """Upload an image, file, video or voice component and send it as its own message.
+
+    YunHu has no voice messages: a ``Record`` goes as a file. A part that cannot be read
+    or uploaded is logged (``astrbot_media_not_sent``) and the rest of the reply goes on.
+    """
+    try:
+        if isinstance(comp, Image):
+            path, kind = await comp.convert_to_file_path(), "image"
+        elif isinstance(comp, Video):
+            path, kind = await comp.convert_to_file_path(), "video"
+        elif isinstance(comp, Record):
+            path, kind = await comp.convert_to_file_path(), "file"
+        else:  # File
+            path, kind = await comp.get_file(), "file"
+        if not path:
+            raise FileNotFoundError("the component names no file")
+        upload = {"image": bot.upload_image, "video": bot.upload_video, "file": bot.upload_file}
+        key = await upload[kind](Path(path))
+        await bot.send(to, key, content_type=kind)
+    except Exception as exc:  # AstrBot's converters raise bare Exception for a bad source
+        log.warning("astrbot_media_not_sent", component=type(comp).__name__, recv_id=to.id,
+                    error=type(exc).__name__, detail=str(exc)[:200])
 
 
 def _skipped(comp: BaseMessageComponent) -> None:
