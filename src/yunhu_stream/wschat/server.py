@@ -170,6 +170,8 @@ class WsChatServer(Lifecycle):
         runner, self._runner = self._runner, None
         if runner is None:
             return
+        for site in list(runner.sites):  # no new connections while closing the open ones
+            await site.stop()
         for ws in [*(w for conns in self._connections.values() for w in conns), *self._watchers]:
             await ws.close(code=1001, message=b"server going away")
         self._connections.clear()
