@@ -175,7 +175,8 @@ def configure_logging(verbosity: int, stream: TextIO) -> None:
     Only the command-line application does this, through the standard library's
     ``logging`` (the library itself never configures logging).
     """
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    # By default only errors: a failure is reported once, by the command's own error line.
+    level = logging.ERROR if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)-7s] %(message)s", "%H:%M:%S"))
     handler.addFilter(_redactor)
@@ -237,7 +238,10 @@ class Signals:
         Raises:
             Interrupted: a signal arrived before ``work`` finished.
         """
-        self.check()
+        if self.signum is not None:
+            if asyncio.iscoroutine(work):
+                work.close()  # never started: close it, or Python warns it was never awaited
+            raise Interrupted(self.signum)
         task = asyncio.ensure_future(work)
         stopper = asyncio.ensure_future(self.stop.wait())
         try:

@@ -6,6 +6,7 @@ import asyncio
 import codecs
 import contextlib
 import os
+import selectors
 import stat
 from typing import BinaryIO, Literal
 
@@ -20,6 +21,18 @@ InvalidUtf8 = Literal["replace", "reject"]
 
 class InvalidInputError(Exception):
     """The input cannot be used (unreadable, or invalid UTF-8 under ``reject``)."""
+
+
+def _pollable(fd: int) -> bool:
+    """Whether the event loop can watch ``fd`` (epoll refuses /dev/null and files)."""
+    selector = selectors.DefaultSelector()
+    try:
+        selector.register(fd, selectors.EVENT_READ)
+    except (OSError, ValueError):
+        return False
+    finally:
+        selector.close()
+    return True
 
 
 class InputSource:
@@ -67,7 +80,8 @@ class InputSource:
     async def start(self) -> None:
         """Attach pipe-like input to the event loop. Call once before :meth:`read`."""
         mode = os.fstat(self._fd).st_mode
-        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+        pipe_like = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+        if not (pipe_like and _pollable(self._fd)):  # /dev/null and regular files are not
             self._file = os.fdopen(os.dup(self._fd), "rb", buffering=0)
             return
         loop = asyncio.get_running_loop()

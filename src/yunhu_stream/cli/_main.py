@@ -154,7 +154,7 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="count", default=0,
-        help="log more on stderr: -v info, -vv debug (default: warnings only)",
+        help="log more on stderr: -v warnings and info, -vv debug (default: errors only)",
     )
     return common
 

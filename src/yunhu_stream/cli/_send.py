@@ -163,13 +163,17 @@ async def _destination(
     args: argparse.Namespace, err: TextIO
 ) -> AsyncIterator[Callable[[], Streamer]]:
     """What the message goes to: a YunHu chat through a Bot, or a WebSocket chat."""
+    # Messages closed by rollover are printed, not kept: `tail -f | send` runs for days in
+    # constant memory (an error still carries the message that did not get through).
+    keep = 0 if args.max_message_bytes else None
     if args.wschat:
         if args.markdown:
             raise CliError("--markdown is for YunHu; a WebSocket chat message is text",
                            ExitCode.USAGE)
         async with WsChat(args.wschat, token=await _wschat_token(args, err),
                           reconnect_attempts=args.retries + 1) as chat:
-            yield lambda: chat.stream(args.to, max_message_bytes=args.max_message_bytes)
+            yield lambda: chat.stream(args.to, max_message_bytes=args.max_message_bytes,
+                                      max_text_bytes=keep)
         return
     token = resolve_token(args.token, args.token_file, err=err)
     hide(token)
@@ -182,6 +186,7 @@ async def _destination(
             args.to,
             content_type="markdown" if args.markdown else "text",
             max_message_bytes=args.max_message_bytes,
+            max_text_bytes=keep,
         )
 
 
