@@ -50,6 +50,13 @@ class Recipient:
                 f"recipient id must be a non-empty string without surrounding spaces, "
                 f"not {self.id!r}"
             )
+        try:
+            self.id.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigurationError(
+                f"recipient id is not valid Unicode (a lone surrogate at index {exc.start}): "
+                f"{self.id!r}"
+            ) from None
 
     @classmethod
     def user(cls, id: str | int) -> Recipient:

@@ -76,13 +76,24 @@ class _Obj:
             return {}
         return _Obj(value, self._at(key)).data
 
-    def req_str(self, key: str) -> str:
-        """A required non-empty string; integers are accepted (ids are numeric)."""
+    def req_str(self, key: str, *, routing: bool = True) -> str:
+        """A required non-empty string; integers are accepted (ids are numeric).
+
+        A ``routing`` id (one a reply is addressed or quoted by) must be valid Unicode:
+        JSON allows a lone surrogate (``"\\ud800"``), which no request can carry.
+        """
         value = self.opt_str(key, None)
         if value is None:
             raise EventParseError(self._at(key), "missing")
         if not value.strip():
             raise EventParseError(self._at(key), "must not be empty")
+        if routing and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise EventParseError(
+                    self._at(key), f"not valid Unicode (a lone surrogate at index {exc.start})"
+                ) from None
         return value
 
     def text(self, key: str, default: str = "") -> str:
@@ -283,7 +294,7 @@ def parse_event(data: Mapping[str, Any] | bytes | str) -> Event:
     header = root.obj("header")
     event_type = header.req_str("eventType")
     base: dict[str, Any] = {
-        "event_id": header.req_str("eventId"),
+        "event_id": header.req_str("eventId", routing=False),
         "event_type": event_type,
         "event_time": header.req_int("eventTime"),
         "version": root.text("version", "1.0"),
