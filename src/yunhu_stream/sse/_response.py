@@ -59,6 +59,7 @@ async def sse_response(
     keepalive: float | None = 15.0,
     headers: Mapping[str, str] | None = None,
     raise_errors: bool = True,
+    write_timeout: float | None = 30.0,
 ) -> web.StreamResponse:
     """Stream the text pieces of ``source`` to the client as Server-Sent Events.
 
@@ -94,6 +95,11 @@ async def sse_response(
         headers: Extra response headers.
         raise_errors: Re-raise the source's exception after ending the body
             (default), or only log it.
+        write_timeout: Seconds one write may wait for the client to take it; a client
+            that keeps the connection open but stops reading is then dropped (the
+            connection is aborted, logged as ``sse_reader_dropped``, and the source
+            closed, so the other readers of a :func:`tee` and the chat reply carry
+            on). ``None`` waits for ever.
 
     Returns:
         The prepared, finished response: return it from the handler.
@@ -110,6 +116,7 @@ async def sse_response(
         _check_field("event", event)
     validate.choice("data", data, ("json", "text"))
     validate.optional_seconds("keepalive", keepalive)
+    validate.optional_seconds("write_timeout", write_timeout)
     if not isinstance(source, AsyncIterable):
         raise TypeError(
             f"sse_response() takes an async iterable of str, not {type(source).__name__}"
@@ -117,7 +124,7 @@ async def sse_response(
 
     resp = web.StreamResponse(headers={**SSE_HEADERS, **(headers or {})})
     await resp.prepare(request)
-    relay = _Relay(request, resp, aiter(source), keepalive)
+    relay = _Relay(request, resp, aiter(source), keepalive, write_timeout)
     failure = await relay.run(event, data, done_event, error_event)
     if failure is not None and raise_errors:
         raise failure
@@ -133,8 +140,10 @@ class _Relay:
         resp: web.StreamResponse,
         iterator: AsyncIterator[str],
         keepalive: float | None,
+        write_timeout: float | None = None,
     ) -> None:
         self.request = request
+        self.write_timeout = write_timeout
         self.resp = resp
         self.iterator = iterator
         self.keepalive = keepalive
@@ -146,12 +155,28 @@ class _Relay:
         self.chars = 0
 
     async def write(self, frame: bytes) -> None:
+        stalled = None
         try:
             async with self.lock:
+                if self.write_timeout is not None:
+                    stalled = asyncio.get_running_loop().call_later(
+                        self.write_timeout, self._drop_stalled_reader)
                 await self.resp.write(frame)
                 self.last_write = time.monotonic()
         except ConnectionError as exc:
             raise _ClientGone from exc
+        finally:
+            if stalled is not None:
+                stalled.cancel()
+
+    def _drop_stalled_reader(self) -> None:
+        """A write waited ``write_timeout``: the client holds the connection but does not
+        read. Abort it; the pending write then fails as a disconnect."""
+        log.warning("sse_reader_dropped", write_timeout_s=self.write_timeout,
+                    deltas=self.deltas)
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
 
     def client_gone(self) -> bool:
         transport = self.request.transport

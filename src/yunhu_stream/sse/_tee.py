@@ -11,16 +11,20 @@ from typing import Any, Generic, Literal, TypeVar
 
 from .. import _validate as validate
 from .._exceptions import StreamBrokenError
+from .._log import get_logger
 
 __all__ = ["TeeIterator", "tee"]
 
 T = TypeVar("T")
 
+log = get_logger("sse")
+
 _Entry = tuple[Literal["item", "end", "error"], Any]
 
 
 def tee(
-    source: AsyncIterable[T], n: int = 2, *, max_buffer: int = 64
+    source: AsyncIterable[T], n: int = 2, *, max_buffer: int = 64,
+    stall_timeout: float | None = None,
 ) -> tuple[TeeIterator[T], ...]:
     """Split ``source`` into ``n`` async iterators that each yield every item, in order.
 
@@ -41,6 +45,10 @@ def tee(
             background task, so generators holding task-bound state are safe.
         n: Number of consumers, 1 or more.
         max_buffer: Most unread items one consumer may hold, 1 or more.
+        stall_timeout: Seconds the source may wait for a consumer holding
+            ``max_buffer`` unread items; that consumer is then dropped (its next read
+            raises ``StreamBrokenError``, logged as ``tee_reader_dropped``) and the
+            others carry on. ``None`` (default): wait for it for ever.
 
     Returns:
         A tuple of ``n`` :class:`TeeIterator`.
@@ -53,16 +61,22 @@ def tee(
         raise TypeError(f"tee() takes an async iterable, not {type(source).__name__}")
     validate.integer("n", n, minimum=1)
     validate.integer("max_buffer", max_buffer, minimum=1)
-    shared = _Shared(aiter(source), n, max_buffer)
+    validate.optional_seconds("stall_timeout", stall_timeout)
+    shared = _Shared(aiter(source), n, max_buffer, stall_timeout)
     return tuple(TeeIterator(shared, i) for i in range(n))
 
 
 class _Shared:
     """The state every consumer of one tee shares. Holds no reference to the consumers."""
 
-    def __init__(self, iterator: AsyncIterator[Any], n: int, max_buffer: int) -> None:
+    def __init__(
+        self, iterator: AsyncIterator[Any], n: int, max_buffer: int,
+        stall_timeout: float | None = None,
+    ) -> None:
         self.iterator = iterator
         self.max_buffer = max_buffer
+        self.stall_timeout = stall_timeout
+        self.dropped: set[int] = set()  # consumers that stalled: only their error is left
         self.queues: list[deque[_Entry] | None] = [deque() for _ in range(n)]
         self.ready = [asyncio.Event() for _ in range(n)]
         self.space = asyncio.Event()
@@ -71,7 +85,7 @@ class _Shared:
         self.finished = False  # the reader task has stopped reading (end, error or cancel)
 
     def open_queues(self) -> list[deque[_Entry]]:
-        return [q for q in self.queues if q is not None]
+        return [q for i, q in enumerate(self.queues) if q is not None and i not in self.dropped]
 
     def start(self) -> None:
         if self.task is None and not self.source_closed:
@@ -81,7 +95,7 @@ class _Shared:
 
     def push(self, entry: _Entry) -> None:
         for i, queue in enumerate(self.queues):
-            if queue is not None:
+            if queue is not None and i not in self.dropped:
                 queue.append(entry)
                 self.ready[i].set()
 
@@ -92,7 +106,13 @@ class _Shared:
                 self.push(("item", item))
                 while any(len(q) >= self.max_buffer for q in self.open_queues()):
                     self.space.clear()
-                    await self.space.wait()
+                    if self.stall_timeout is None:
+                        await self.space.wait()
+                        continue
+                    try:
+                        await asyncio.wait_for(self.space.wait(), self.stall_timeout)
+                    except asyncio.TimeoutError:
+                        self.drop_stalled()
                 if not self.open_queues():
                     return
             ended = True
@@ -106,6 +126,18 @@ class _Shared:
                 # Cancelled from outside (loop shutdown): do not leave consumers waiting.
                 self.push(("error", StreamBrokenError("tee: the source reader was cancelled")))
             await self.close_source()
+
+    def drop_stalled(self) -> None:
+        """Drop every consumer still holding ``max_buffer`` unread items."""
+        for i, queue in enumerate(self.queues):
+            if queue is None or i in self.dropped or len(queue) < self.max_buffer:
+                continue
+            log.warning("tee_reader_dropped", consumer=i + 1, stall_timeout_s=self.stall_timeout)
+            self.dropped.add(i)
+            self.queues[i] = deque([("error", StreamBrokenError(
+                f"tee: consumer {i + 1} held {self.max_buffer} unread items for "
+                f"{self.stall_timeout:g} s and was dropped"))])
+            self.ready[i].set()
 
     async def close_source(self) -> None:
         if self.source_closed:
