@@ -185,6 +185,7 @@ class TestDispatcherWithoutAiohttpRoutes:
             duplicates=1,
             unhandled=0,
             rejected=0,
+            busy=0,
             failed=0,
             cancelled=0,
             running=0,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ log = get_logger("app")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_DEDUP_SIZE = 4096
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+DEFAULT_MAX_HANDLERS = 100
+DEFAULT_BODY_TIMEOUT = 10.0
 
 MessageHandler = Callable[[MessageEvent, "Bot"], Awaitable[object]]
 """``async def handler(event: MessageEvent, bot: Bot) -> None``."""
@@ -35,7 +39,7 @@ EventHandler = Callable[[Any, "Bot"], Awaitable[object]]
 MH = TypeVar("MH", bound=MessageHandler)
 EH = TypeVar("EH", bound=EventHandler)
 
-DispatchOutcome = Literal["accepted", "duplicate", "unhandled", "closing"]
+DispatchOutcome = Literal["accepted", "duplicate", "unhandled", "busy", "closing"]
 
 _CHAT_TYPES = ("group", "bot")
 
@@ -48,7 +52,8 @@ class DispatcherStatistics:
     accepted: int  #: events that started a handler
     duplicates: int  #: events skipped because their eventId was seen before
     unhandled: int  #: events no handler matched
-    rejected: int  #: webhook requests answered with an error (4xx, or 503 while stopping)
+    rejected: int  #: webhook requests answered with an error (4xx, or 503 when busy/stopping)
+    busy: int  #: events refused (503) because max_handlers were running
     failed: int  #: handlers that raised
     cancelled: int  #: handlers cancelled at shutdown
     running: int  #: handlers running now
@@ -98,9 +103,16 @@ class Dispatcher(Lifecycle):
 
     Args:
         max_body_bytes: Largest webhook body accepted; larger ones get HTTP 413.
-        dedup_size: How many recent event ids are remembered (0 turns it off).
-        shutdown_timeout: Seconds :meth:`shutdown` waits for running handlers
-            before cancelling them.
+        dedup_size: How many recent event ids are remembered (0 turns it off); each
+            as a 16-byte digest, so memory is bounded whatever the ids' size.
+        shutdown_timeout: The grace period of :meth:`shutdown`: running handlers get
+            half of it to finish; then their open replies are closed with what they
+            have (delivered, not cut off), and the rest of it to end; what still runs
+            is cancelled, and the cut-off replies are counted in the log.
+        max_handlers: Handlers running at once; an event beyond it is refused
+            (``"busy"``: the webhook answers 503 with ``Retry-After``, so YunHu
+            delivers it again) instead of being acknowledged and queued.
+        body_timeout: Seconds the webhook waits for a request's whole body (408 after).
 
     Raises:
         ConfigurationError: an option is out of range.
@@ -112,18 +124,24 @@ class Dispatcher(Lifecycle):
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         dedup_size: int = DEFAULT_DEDUP_SIZE,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        max_handlers: int = DEFAULT_MAX_HANDLERS,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self.max_body_bytes = validate.integer("max_body_bytes", max_body_bytes, minimum=1024)
+        self.max_handlers = validate.integer("max_handlers", max_handlers, minimum=1)
+        self.body_timeout = validate.seconds("body_timeout", body_timeout)
+        self._bots: weakref.WeakSet[Bot] = weakref.WeakSet()
         self.dedup_size = validate.integer("dedup_size", dedup_size, minimum=0)
         self.shutdown_timeout = validate.seconds("shutdown_timeout", shutdown_timeout, zero=True)
         self._commands: list[_Route] = []
         self._events: list[_Route] = []
         self._messages: list[_Route] = []
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._mounted = False
         self._counts = dict.fromkeys(
-            ("received", "accepted", "duplicates", "unhandled", "rejected", "failed", "cancelled"),
+            ("received", "accepted", "duplicates", "unhandled", "rejected", "busy", "failed",
+             "cancelled"),
             0,
         )
 
@@ -268,21 +286,31 @@ class Dispatcher(Lifecycle):
 
         Returns:
             ``"accepted"`` (a handler started), ``"duplicate"`` (its eventId was
-            seen recently), ``"unhandled"`` (no handler matches) or ``"closing"``
-            (shutdown has begun; nothing started).
+            seen recently), ``"unhandled"`` (no handler matches), ``"busy"``
+            (``max_handlers`` are running; not remembered, so a redelivery runs) or
+            ``"closing"`` (shutdown has begun; nothing started).
         """
         if self.closed:
             return "closing"
         self._counts["received"] += 1
-        if self._is_duplicate(event.event_id):
+        key = _digest(event.event_id)
+        if self.dedup_size and key in self._seen:
+            self._seen.move_to_end(key)
             self._counts["duplicates"] += 1
             log.info("event_duplicate", event_id=event.event_id, event_type=event.event_type)
             return "duplicate"
         route = self._route_for(event)
         if route is None:
+            self._remember(key)
             self._counts["unhandled"] += 1
             log.debug("event_unhandled", event_id=event.event_id, event_type=event.event_type)
             return "unhandled"
+        if len(self._tasks) >= self.max_handlers:
+            self._counts["busy"] += 1
+            log.info("event_refused_busy", event_id=event.event_id, running=len(self._tasks))
+            return "busy"
+        self._remember(key)
+        self._bots.add(bot)
         self._counts["accepted"] += 1
         task = asyncio.create_task(
             self._run(route, event, bot), name=f"yunhu-handler-{event.event_id}"
@@ -295,16 +323,12 @@ class Dispatcher(Lifecycle):
         """Count one webhook body answered with a 4xx (the webhook calls this)."""
         self._counts["rejected"] += 1
 
-    def _is_duplicate(self, event_id: str) -> bool:
+    def _remember(self, key: bytes) -> None:
         if self.dedup_size == 0:
-            return False
-        if event_id in self._seen:
-            self._seen.move_to_end(event_id)
-            return True
-        self._seen[event_id] = None
+            return
+        self._seen[key] = None
         if len(self._seen) > self.dedup_size:
             self._seen.popitem(last=False)
-        return False
 
     async def _run(self, route: _Route, event: Event, bot: Bot) -> None:
         with structlog.contextvars.bound_contextvars(event_id=safe(event.event_id)):
@@ -329,22 +353,41 @@ class Dispatcher(Lifecycle):
                 )
 
     async def _close(self) -> None:
-        """Stop accepting events, wait up to ``shutdown_timeout`` for running handlers,
-        then cancel the rest and wait for them to finish cancelling."""
+        """Stop accepting events; give running handlers half of ``shutdown_timeout``,
+        then close their open replies with what they have and give them the other half;
+        then cancel what is left and wait for it to finish cancelling."""
         if not self._tasks:
             return
         pending = set(self._tasks)
+        half = self.shutdown_timeout / 2
         log.info("handlers_draining", running=len(pending), timeout=self.shutdown_timeout)
+        cut_off = 0
         try:
-            if self.shutdown_timeout > 0:
-                _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+            if half > 0:
+                _, pending = await asyncio.wait(pending, timeout=half)
+            if pending:
+                closing = [asyncio.ensure_future(bot.finish_streams()) for bot in self._bots]
+                if half > 0:
+                    await asyncio.wait({*pending, *closing}, timeout=half)
+                    pending = {t for t in pending if not t.done()}
+                finished = sum(c.result() for c in closing if c.done() and not c.exception())
+                log.info("replies_finished_at_shutdown", count=finished)
+                for c in closing:
+                    c.cancel()
         finally:
             # Also when shutdown() itself is cancelled: no handler may outlive it.
             if pending:
+                cut_off = sum(bot.open_streams for bot in self._bots)
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
-                log.warning("handlers_cancelled_at_shutdown", count=len(pending))
+                log.warning("handlers_cancelled_at_shutdown", count=len(pending),
+                            replies_cut_off=cut_off)
 
     shutdown = Lifecycle.aclose
     """Alias of :meth:`aclose`: stop accepting events and finish the running handlers."""
+
+
+def _digest(event_id: str) -> bytes:
+    """16 bytes standing for an event id, whatever its length (or a lone surrogate)."""
+    return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -15,6 +16,7 @@ from .._exceptions import EventParseError
 from .._log import get_logger
 from ..events._parse import parse_event
 from ._dispatch import Dispatcher
+from ._guard import GUARD_KEY
 
 log = get_logger("app")
 
@@ -119,7 +121,11 @@ def _webhook_handler(
         if dispatcher.closing:
             return _reject(dispatcher, request, 503, "shutting down")
         try:
-            body = await _read_limited(request, dispatcher.max_body_bytes)
+            body = await asyncio.wait_for(
+                _read_limited(request, dispatcher.max_body_bytes), dispatcher.body_timeout)
+        except asyncio.TimeoutError:
+            return _reject(dispatcher, request, 408,
+                           f"body not received within {dispatcher.body_timeout:g} s")
         except (web.RequestPayloadError, ConnectionError) as exc:
             # A corrupt gzip/deflate body, or the sender went away mid-body.
             return _reject(dispatcher, request, 400, f"body could not be read: {exc}")
@@ -131,9 +137,21 @@ def _webhook_handler(
             event = parse_event(body)
         except EventParseError as exc:
             return _reject(dispatcher, request, 400, str(exc))
-        outcome = dispatcher.dispatch(event, request.app[BOT_KEY])
+        guard = request.app.get(GUARD_KEY)
+        if guard is not None:  # a whole request: not a slow peer, keep this connection
+            guard.handling(request.transport, True)
+        try:
+            outcome = dispatcher.dispatch(event, request.app[BOT_KEY])
+        finally:
+            if guard is not None:
+                guard.handling(request.transport, False)
         if outcome == "closing":
             return _reject(dispatcher, request, 503, "shutting down")
+        if outcome == "busy":  # not acknowledged: YunHu delivers it again later
+            response = _reject(dispatcher, request, 503,
+                               f"busy: {dispatcher.max_handlers} handlers running")
+            response.headers["Retry-After"] = "1"
+            return response
         return web.json_response({"ok": True, "eventId": event.event_id, "status": outcome})
 
     return handle
