@@ -169,3 +169,64 @@ class TestSlowPeers:
                 sock.close()
             proc.send_signal(signal.SIGTERM)
             await proc.wait()
+
+
+FLOOD = 600
+
+
+class TestSigtermUnderLoad:
+    async def test_no_acknowledged_event_loses_its_reply(
+        self, emulator: Emulator
+    ) -> None:
+        """600 events that each stream a reply, a SIGTERM 3 s later: every event answered
+        200 'accepted' gets its reply, delivered (not cut off); the rest were refused
+        (503), so YunHu would deliver them again."""
+        script = textwrap.dedent(f"""
+            import asyncio, logging, sys
+            from yunhu_stream.app import BotApp
+            logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+            app = BotApp({emulator.token!r}, base_url={emulator.base_url!r})
+            @app.on_message()
+            async def reply(event, bot):
+                async with bot.stream(to=event) as s:
+                    await s.write("reply to " + event.text + ":")
+                    for word in ["one", "two", "three", "four", "five"]:
+                        await asyncio.sleep(0.1)
+                        await s.write(" " + word)
+            app.run(host="127.0.0.1", port=0)
+        """)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        url = ""
+        while not url:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            assert line, "the bot exited before serving"
+            if line.startswith("webhook_serving"):
+                url = line.split("url=", 1)[1].strip()
+        outcomes: dict[str, str] = {}
+
+        async def deliver(http: aiohttp.ClientSession, i: int) -> None:
+            try:
+                async with http.post(url, data=event_body(f"e{i}")) as resp:
+                    answer = await resp.json()
+                    outcomes[f"e{i}"] = answer.get("status", str(resp.status))
+            except aiohttp.ClientError:
+                outcomes[f"e{i}"] = "connection lost"
+
+        async with aiohttp.ClientSession() as http:
+            posting = asyncio.gather(*(deliver(http, i) for i in range(FLOOD)))
+            await asyncio.sleep(3)
+            proc.send_signal(signal.SIGTERM)
+            await posting
+            output, _ = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, output.decode()[-2000:]
+        accepted = {text for text, outcome in outcomes.items() if outcome == "accepted"}
+        assert accepted and len(outcomes) == FLOOD
+        assert set(outcomes.values()) <= {"accepted", "503", "connection lost"}
+        replies = {m.text.split(":", 1)[0].removeprefix("reply to ")
+                   for m in emulator.chat(GROUP)}
+        assert accepted - replies == set()  # none acknowledged and lost
+        assert not [r for r in emulator.streams if r.aborted]
+        print(f"{len(accepted)} accepted and replied, "
+              f"{sum(o == '503' for o in outcomes.values())} refused with 503")
