@@ -35,6 +35,11 @@ browser:
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-microhei >/dev/null) \
 		|| echo "WARNING: could not install chromium: browser tests will skip"; \
 	else echo "note: chromium not installed and not root: browser tests will skip"; fi
+	@if command -v node >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs >/dev/null) \
+		|| echo "WARNING: could not install nodejs: the Markdown renderer tests will skip"; \
+	else echo "note: node not installed and not root: the Markdown renderer tests will skip"; fi
 
 # AstrBot is too heavy for the test venv (~150 packages): it gets its own, cached by a
 # stamp named after the pinned version (bump ASTRBOT_VERSION to reinstall; a changed
@@ -76,7 +81,7 @@ test: $(STAMP) browser astrbot-env lint
 test-oldest:
 	@if [ -z "$(PY_OLDEST)" ]; then echo "note: no Python 3.10 here: skipping the oldest-Python run"; exit 0; fi; \
 	[ -x .venv-oldest/bin/python ] || $(PY_OLDEST) -m venv .venv-oldest; \
-	.venv-oldest/bin/pip install -q -e . pytest hypothesis && \
+	.venv-oldest/bin/pip install -q -e . pytest pytest-timeout hypothesis && \
 	.venv-oldest/bin/python -m pytest -q -p no:cacheprovider tests/core tests/test_public_api.py
 
 bench: $(STAMP)

@@ -56,6 +56,8 @@ def retryable(exc: YunhuError, *, idempotent: bool) -> bool:
     """
     if isinstance(exc, (RateLimitedError, ConnectError)):
         return True
+    if isinstance(exc, HTTPStatusError) and exc.status == 429:
+        return True  # refused before it was processed: safe for any call
     if not idempotent:
         return False
     return isinstance(exc, TransportError) or (

@@ -254,6 +254,9 @@ class Bot(Lifecycle):
                       reason="send-stream has no parentId; pass quote='fallback' to keep it")
         buffer = TranscriptBuffer(buffer_bytes, max_message_bytes, max_text_bytes,
                                   markdown=content_type == "markdown")
+        # The fallback collects the whole text for one send: nothing to wait for, ever
+        # (also before its delivery task first runs).
+        buffer.unbounded = reply_to is not None and quote == "fallback"
         delivery = Delivery(
             self._api, self._settings, recipient, content_type, buffer, stream_log,
             buttons=check_buttons(buttons), at=check_at(at),
