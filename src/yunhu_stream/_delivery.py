@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import anyio
-
 from ._api import Api, message_info
 from ._buffer import TranscriptBuffer
 from ._content import content
@@ -49,6 +47,13 @@ WRITE_THROUGH_AFTER = 0.001
 writes closer together than this are coalesced by the body instead."""
 
 Failure = Literal["early", "probe", "mid", "terminal"]
+
+
+def _cancelled_by_others(task: asyncio.Task[Any] | None) -> bool:
+    """After our own cancel of ``task`` was caught: whether someone else cancelled it too
+    (then the cancellation must go on). Python 3.10 cannot tell, and says no."""
+    uncancel = getattr(task, "uncancel", None)
+    return uncancel is not None and uncancel() > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +108,9 @@ class Delivery:
         self.attempt_sent = 0  #: bytes the current (or last) attempt handed to the network
         self.attempt_started_ms = 0  #: wall-clock start of that attempt, in ms
         self._body_ended = False
-        self._scope: anyio.CancelScope | None = None
+        self._waiting: asyncio.Task[Any] | None = None  # awaiting the request's answer
+        self._answer_timer: asyncio.TimerHandle | None = None  # response_timeout, from body end
+        self._late = False  # that timer cancelled the request
         self._slot: Slot | None = None
         self._live_attempt = 0  # the attempt whose body may still send
         self._sink: BodySink | None = None  # where that body writes
@@ -255,7 +262,8 @@ class Delivery:
         return "probe" if answered_early else "mid"
 
     async def _post_stream(self) -> MessageInfo:
-        self._slot = await self.api.limits.acquire(STREAM_ENDPOINT)
+        limits = self.api.limits
+        self._slot = None if limits.rate is None else await limits.acquire(STREAM_ENDPOINT)
         self.attempts += 1
         self.attempt_started_ms = int(time.time() * 1000)
         self.attempt_sent = 0
@@ -265,22 +273,28 @@ class Delivery:
             "recvType": self.recipient.type,
             "contentType": self.content_type,
         }
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            try:
-                data = await self.api.transport.post_stream(
-                    params, functools.partial(self._write_body, self.attempts))
-            finally:
-                # An early answer leaves the body generator able to send: stop it.
-                self._live_attempt = 0
-                self._sink = None
-                self.buffer.wake_all()
-        if scope.cancelled_caught:
+        task = self._waiting = asyncio.current_task()
+        self._late = False
+        try:
+            data = await self.api.transport.post_stream(
+                params, functools.partial(self._write_body, self.attempts))
+        except asyncio.CancelledError:
+            if not self._late or _cancelled_by_others(task):
+                raise
             raise ResponseTimeoutError(
                 f"{STREAM_ENDPOINT}: no response within {self.settings.response_timeout:g} s "
                 "after the body ended",
                 endpoint=STREAM_ENDPOINT,
-            )
+            ) from None
+        finally:
+            if self._answer_timer is not None:
+                self._answer_timer.cancel()
+                self._answer_timer = None
+            self._waiting = None
+            # An early answer leaves the body able to send: stop it.
+            self._live_attempt = 0
+            self._sink = None
+            self.buffer.wake_all()
         if not self._body_ended:
             raise InvalidResponseError(
                 status=200, body="success answered before the body ended",
@@ -357,9 +371,16 @@ class Delivery:
         self._quiet_since = now
 
     def _end_body(self) -> None:
+        """The body is complete: from now on the answer has ``response_timeout``."""
         self._body_ended = True
-        if self._scope is not None:
-            self._scope.deadline = anyio.current_time() + self.settings.response_timeout
+        if self._waiting is not None and self._answer_timer is None:
+            self._answer_timer = asyncio.get_running_loop().call_later(
+                self.settings.response_timeout, self._answer_late)
+
+    def _answer_late(self) -> None:
+        if self._waiting is not None:
+            self._late = True
+            self._waiting.cancel()
 
     def _write_through(self) -> bool:
         """Called by a write while the body waits: send the new text at once when the
