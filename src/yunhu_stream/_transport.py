@@ -373,8 +373,12 @@ class Transport:
             # raises (write_eof on a connection the server closed) was already
             # answered for by the response or error we have: retrieve it so asyncio
             # does not report it.
-            if payload.writer_task is not None:
-                payload.writer_task.add_done_callback(_retrieve)
+            writer = payload.writer_task
+            if writer is not None:
+                if writer.done():
+                    _retrieve(writer)
+                else:
+                    writer.add_done_callback(_retrieve)
         return parse_envelope(status, raw, STREAM_ENDPOINT, (self._token,))
 
     async def aclose(self) -> None:
