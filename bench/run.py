@@ -532,6 +532,9 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="after the runs, profile ours once per scenario with pyinstrument "
                              "and write DIR/<scenario>.txt")
+    parser.add_argument("--plot", nargs="?", const=ROOT / "docs" / "perf", type=Path,
+                        metavar="DIR", help="draw one bar chart per scenario (ratios to the "
+                        "floor) into DIR (default docs/perf/); needs matplotlib")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per client run")
     parser.add_argument("--reference-repeats", type=int, metavar="N",
                         help="run httpx (the slow reference) in only the first N repeats "
@@ -679,6 +682,12 @@ def main() -> int:
     out.write_text(json.dumps({"info": info, "table": table, "runs": runs}, indent=1) + "\n")
     print(f"\nresults: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
           f"({info['elapsed_s']} s)", file=sys.stderr)
+    if args.plot is not None:
+        from plot import plot
+
+        for path in plot(out, args.plot):
+            print(f"plot: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}",
+                  file=sys.stderr)
     failed = any(run["error_count"] for run in runs)
     return 1 if failed or (args.strict and not all_met) else 0
 
