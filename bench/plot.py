@@ -30,7 +30,7 @@ def plot(results: Path, out: Path = DEFAULT_OUT) -> list[Path]:
     impls: list[str] = data["info"]["impls"]
     by_scenario: dict[str, list[dict[str, Any]]] = {}
     for entry in data["table"]:
-        if entry["metric"] in SKIP_METRICS or not entry["vs_floor"]:
+        if entry["metric"] in SKIP_METRICS or not entry["values"]:
             continue
         by_scenario.setdefault(entry["scenario"], []).append(entry)
     out.mkdir(parents=True, exist_ok=True)
@@ -41,6 +41,10 @@ def plot(results: Path, out: Path = DEFAULT_OUT) -> list[Path]:
         for ax, entry in zip(axes[0], entries, strict=True):
             names = [i for i in impls if entry["vs_floor"].get(i) is not None]
             values = [float(entry["vs_floor"][i]) for i in names]
+            base = "floor"
+            if not names and entry["values"].get("naive"):  # a scenario without a floor
+                base, names = "naive", [i for i in impls if i in entry["values"]]
+                values = [entry["values"][i] / entry["values"]["naive"] for i in names]
             bars = ax.bar(names, values, color=[COLOURS.get(i, "#999999") for i in names])
             delta = entry["compare"] == "delta"
             ax.axhline(0.0 if delta else 1.0, color="black", linewidth=0.8)
@@ -50,7 +54,7 @@ def plot(results: Path, out: Path = DEFAULT_OUT) -> list[Path]:
                             va="bottom", fontsize=8)
             label = entry["label"].split(" — ", 1)[-1] if " — " in entry["label"] else ""
             ax.set_title(label or entry["metric"], fontsize=9)
-            ax.set_ylabel("ms − floor" if delta else "× floor", fontsize=8)
+            ax.set_ylabel("ms − floor" if delta else f"× {base}", fontsize=8)
             ax.tick_params(axis="x", labelsize=7, rotation=30)
             ax.tick_params(axis="y", labelsize=7)
             if entry.get("target"):

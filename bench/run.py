@@ -51,6 +51,7 @@ FULL: dict[str, dict[str, Any]] = {
     "many": {"streams": 1000, "writes": 50, "interval": 0.010},
     "setup": {"streams": 1000},
     "stall": {"mib": 64, "write_size": 1024, "stall_ms": 2000},
+    "webhook": {"events": 2000, "rate": 400},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "backlog": {"writes": 20_000},
@@ -59,7 +60,10 @@ QUICK: dict[str, dict[str, Any]] = {
     "many": {"streams": 200, "writes": 20, "interval": 0.010},
     "setup": {"streams": 200},
     "stall": {"mib": 16, "write_size": 1024, "stall_ms": 500},
+    "webhook": {"events": 300, "rate": 200},
 }
+# Scenarios only some implementations can run (a webhook bot needs a web server).
+SCENARIO_IMPLS = {"webhook": ("ours", "ours_silenced", "naive")}
 DEFAULT_BUFFER_BYTES = 256 * 1024  # Bot(max_buffer_bytes=...) default: the stall target's bound
 
 REALTIME_PRIORITY = 10  # SCHED_FIFO priority for --realtime-latency (1-99)
@@ -302,6 +306,17 @@ def analyse(scenario: str, res: dict[str, Any], records: list[dict[str, Any]]) -
             "push_s": res["t_written"] - res["t0"],
             "total_s": res["t_closed"] - res["t0"],
         }
+    if scenario == "webhook":
+        done = [rid for rid in res["sent"] if rid in by_id]
+        ttfb = [(by_id[rid]["t_first"] - res["sent"][rid]) * 1000 for rid in done]
+        first = min(res["sent"].values())
+        last = max(by_id[rid]["t_end"] for rid in done)
+        return {
+            "events_per_s": len(done) / (last - first),
+            "ttfb_p50_ms": percentile(ttfb, 50),
+            "ttfb_p99_ms": percentile(ttfb, 99),
+            "cpu_s": res["cpu"],
+        }
     raise ValueError(scenario)
 
 
@@ -325,8 +340,8 @@ class Row:
 
 def rows(buffer_mib: float, sizes: dict[str, dict[str, Any]]) -> list[Row]:
     stall_bound = buffer_mib + 4
-    b, p, lat, m, st, sl = (sizes[k] for k in ("backlog", "pace", "latency", "many", "setup",
-                                                "stall"))
+    b, p, lat, m, st, sl, wh = (sizes[k] for k in ("backlog", "pace", "latency", "many",
+                                                    "setup", "stall", "webhook"))
     return [
         Row("backlog", "time_s", f"backlog: {b['writes']:,} writes of 20 B, no yield — time",
             "s", "≤ 0.10× floor", lambda v, r, _: r <= 0.10),
@@ -361,6 +376,13 @@ def rows(buffer_mib: float, sizes: dict[str, dict[str, Any]]) -> list[Row]:
             f"≤ {stall_bound:.2f} MiB", lambda v, r, _: v <= stall_bound),
         Row("stall", "growth_beyond_text_mib", "stalled — RSS growth beyond the kept transcript",
             "MiB"),
+        Row("webhook", "events_per_s", f"webhook bot: {wh['events']:,} events posted at "
+            f"{wh['rate']}/s, 3-token streamed reply each — events/s sustained", "/s",
+            "≥ naive", lambda v, r, peers: v >= peers.get("naive", v)),
+        Row("webhook", "ttfb_p99_ms", "webhook — p99 event posted → reply's first byte", "ms",
+            "≤ naive", lambda v, r, peers: v <= peers.get("naive", v)),
+        Row("webhook", "ttfb_p50_ms", "webhook — p50 event posted → reply's first byte", "ms"),
+        Row("webhook", "cpu_s", "webhook — bot process CPU time", "s"),
     ]
 
 
@@ -466,6 +488,9 @@ def markdown(table: list[dict[str, Any]], impls: list[str], info: dict[str, Any]
                 continue
             cell = fmt(value, entry["unit"])
             rel = entry["vs_floor"].get(impl)
+            naive = entry["values"].get("naive")
+            if rel is None and naive and impl != "naive" and entry["metric"] != "errors":
+                cell += f" ({value / naive:.2f}× naive)"  # no floor for this scenario
             if impl != "floor" and rel is not None and entry["metric"] not in ("errors",):
                 if entry["compare"] == "delta":
                     cell += f" ({rel:+.2f})"
@@ -619,6 +644,8 @@ def main() -> int:
                 order = impls[rep % len(impls):] + impls[: rep % len(impls)]
                 for impl in order:
                     if impl == "httpx" and rep >= reference_repeats:
+                        continue
+                    if impl not in SCENARIO_IMPLS.get(scenario, (impl,)):
                         continue
                     tag = f"{scenario}-{impl}-{rep}"
                     params = dict(sizes[scenario], impl_options=impl_options)
