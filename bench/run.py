@@ -489,7 +489,8 @@ def markdown(table: list[dict[str, Any]], impls: list[str], info: dict[str, Any]
             cell = fmt(value, entry["unit"])
             rel = entry["vs_floor"].get(impl)
             naive = entry["values"].get("naive")
-            if rel is None and naive and impl != "naive" and entry["metric"] != "errors":
+            no_floor = "floor" not in entry["values"]
+            if no_floor and naive and impl != "naive" and entry["metric"] != "errors":
                 cell += f" ({value / naive:.2f}× naive)"  # no floor for this scenario
             if impl != "floor" and rel is not None and entry["metric"] not in ("errors",):
                 if entry["compare"] == "delta":
