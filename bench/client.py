@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import resource
 import sys
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from time import monotonic, process_time
 from typing import Any
 
-from impls import IMPLS, Impl
+from impls import IMPLS, TOKEN, Impl
 
 Result = dict[str, Any]
 
@@ -215,6 +217,87 @@ async def stall(impl: Impl, p: dict[str, Any]) -> Result:
     }
 
 
+REPLY = ("Hello", ", ", "world!")  # the three tokens each webhook reply streams
+
+
+@contextlib.asynccontextmanager
+async def webhook_server(impl: Impl) -> AsyncIterator[str]:
+    """Serve a webhook that answers every message event with a 3-token streamed reply.
+
+    ours: a ``BotApp`` (its own Bot, with the impl's Bot options). naive: what a user
+    writes by hand, an aiohttp.web route that parses the event, starts a task and answers
+    200, the task streaming through the naive queue-fed aiohttp streamer.
+    """
+    from aiohttp import web
+    from impls import OursImpl
+
+    async def reply(stream: Any) -> None:
+        for token in REPLY:
+            await stream.write(token)
+        await stream.close()
+
+    if isinstance(impl, OursImpl):
+        from yunhu_stream.app import BotApp
+
+        app = BotApp(TOKEN, base_url=impl.base_url, bot_options=impl.bot_options)
+
+        @app.on_message()
+        async def answer(event: Any, bot: Any) -> None:
+            await reply(bot.stream(to=event))
+
+        async with app:
+            assert app.url is not None
+            yield app.url
+        return
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(request: web.Request) -> web.Response:
+        event = await request.json()
+        sender = event["event"]["sender"]["senderId"]
+        task = asyncio.create_task(reply(impl.stream(sender)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return web.json_response({"code": 0})
+
+    web_app = web.Application()
+    web_app.router.add_post("/yunhu", handle)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/yunhu"
+    finally:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.cleanup()
+
+
+async def webhook(impl: Impl, p: dict[str, Any]) -> Result:
+    """``events`` message events posted at ``rate``/s (by bench/loadgen.py, in its own
+    process) to a webhook whose handler streams a 3-token reply per event."""
+    n, rate = p["events"], p["rate"]
+    async with webhook_server(impl) as url:
+        cpu0 = process_time()
+        t0 = monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).with_name("loadgen.py")), url, str(rate), str(n),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await proc.communicate()
+        loadgen = json.loads(out)
+        # The replies may still be streaming: leaving the server waits for them.
+    wall = monotonic() - t0
+    cpu = process_time() - cpu0
+    body = "".join(REPLY)
+    return {
+        "t0": t0, "wall": wall, "cpu": cpu, "sent": loadgen["sent"],
+        "errors": [f"{loadgen['failed']} webhook posts failed"] if loadgen["failed"] else [],
+        "expected": [expect(f"wh{i}", [body]) for i in range(n)],
+    }
+
+
 SCENARIOS: dict[str, Callable[[Impl, dict[str, Any]], Awaitable[Result]]] = {
     "backlog": backlog,
     "pace": pace,
@@ -222,6 +305,7 @@ SCENARIOS: dict[str, Callable[[Impl, dict[str, Any]], Awaitable[Result]]] = {
     "many": many,
     "setup": setup,
     "stall": stall,
+    "webhook": webhook,
 }
 
 

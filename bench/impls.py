@@ -11,7 +11,10 @@ envelope and raises if its ``code`` is not 1.  They all stream to the same URL
 * ``naive``  — what other libraries do: aiohttp posting an async generator that reads an
   unbounded :class:`asyncio.Queue`; one HTTP chunk per ``write()``.
 * ``httpx``  — httpx streaming the same queue-fed async generator, for reference.
-* ``ours``   — ``yunhu_stream.Bot(token, base_url=…).stream(…)``.
+* ``ours``   — ``yunhu_stream.Bot(token, base_url=…).stream(…)`` with nothing configured, as a
+  user's program runs it (the library is quiet by default: no handler, no structlog setup).
+* ``ours_silenced`` — the same in a program that configured structlog to drop info events
+  (``structlog.configure(wrapper_class=make_filtering_bound_logger(WARNING))``).
 
 The naive and httpx clients are given an unlimited connection pool so that the comparison is
 about the streaming design, not about a default pool size.
@@ -316,6 +319,23 @@ class OursImpl(_BaseImpl):
         return stream
 
 
+class OursSilencedImpl(OursImpl):
+    """Ours in an application that configured structlog to drop info and debug events."""
+
+    name = "ours_silenced"
+
+    async def __aenter__(self) -> OursImpl:
+        import logging
+
+        import structlog
+
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+            cache_logger_on_first_use=True,
+        )
+        return await super().__aenter__()
+
+
 IMPLS: dict[str, type[_BaseImpl]] = {
-    cls.name: cls for cls in (FloorImpl, NaiveImpl, HttpxImpl, OursImpl)
+    cls.name: cls for cls in (FloorImpl, NaiveImpl, HttpxImpl, OursImpl, OursSilencedImpl)
 }

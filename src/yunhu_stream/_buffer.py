@@ -21,6 +21,7 @@ open at the split is closed by a ``tail`` sent after the split and reopened by a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from ._markdown import Block, Split, plan_split, split_here
 
@@ -64,6 +65,9 @@ class TranscriptBuffer:
         self._tail_due = False
         self._carry = Block()  # what is open where the current message starts
         self._next_carry = Block()  # ... and where it ends
+        # Set by the reader while it waits: sends what a write appended, True when it
+        # did (the reader stays asleep), False to wake the reader instead.
+        self.through: Callable[[], bool] | None = None
         self._reader: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
         self._seen_size = 0  # len(data) when the reader last saw it grow ...
@@ -85,6 +89,9 @@ class TranscriptBuffer:
         self.data += chunk
         reader = self._reader
         if reader is not None and not reader.done():
+            through = self.through
+            if through is not None and through():
+                return  # handed on by the write itself: the reader need not wake
             reader.set_result(None)
             self._reader = None
 

@@ -13,12 +13,10 @@ Failures are handled by when they happened (docs/reliability.md):
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import anyio
 
 from ._api import Api, message_info
 from ._buffer import TranscriptBuffer
@@ -38,13 +36,24 @@ from ._first_chunk import FirstChunk
 from ._log import DEBUG, Logger
 from ._ratelimit import Slot
 from ._recovery import Recovery
-from ._transport import STREAM_ENDPOINT
+from ._transport import STREAM_ENDPOINT, BodySink
 from ._types import MessageInfo, Recipient
 
 COALESCE_PASSES = 16
 """How many event-loop passes a woken body may wait while writes keep arriving."""
 
+WRITE_THROUGH_AFTER = 0.001
+"""Seconds the body must have been quiet before a write is sent by the writer itself:
+writes closer together than this are coalesced by the body instead."""
+
 Failure = Literal["early", "probe", "mid", "terminal"]
+
+
+def _cancelled_by_others(task: asyncio.Task[Any] | None) -> bool:
+    """After our own cancel of ``task`` was caught: whether someone else cancelled it too
+    (then the cancellation must go on). Python 3.10 cannot tell, and says no."""
+    uncancel = getattr(task, "uncancel", None)
+    return uncancel is not None and uncancel() > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +108,13 @@ class Delivery:
         self.attempt_sent = 0  #: bytes the current (or last) attempt handed to the network
         self.attempt_started_ms = 0  #: wall-clock start of that attempt, in ms
         self._body_ended = False
-        self._scope: anyio.CancelScope | None = None
+        self._waiting: asyncio.Task[Any] | None = None  # awaiting the request's answer
+        self._answer_timer: asyncio.TimerHandle | None = None  # response_timeout, from body end
+        self._late = False  # that timer cancelled the request
         self._slot: Slot | None = None
-        self._live_attempt = 0  # the attempt whose body generator may still send
+        self._live_attempt = 0  # the attempt whose body may still send
+        self._sink: BodySink | None = None  # where that body writes
+        self._quiet_since = 0.0  # loop time of its last chunk (or of its start)
         self._first_chunk_at: float | None = None
         self._last_text = ""
         self.decorated: str | None = None  #: msg id that got buttons/mentions
@@ -249,7 +262,8 @@ class Delivery:
         return "probe" if answered_early else "mid"
 
     async def _post_stream(self) -> MessageInfo:
-        self._slot = await self.api.limits.acquire(STREAM_ENDPOINT)
+        limits = self.api.limits
+        self._slot = None if limits.rate is None else await limits.acquire(STREAM_ENDPOINT)
         self.attempts += 1
         self.attempt_started_ms = int(time.time() * 1000)
         self.attempt_sent = 0
@@ -259,20 +273,28 @@ class Delivery:
             "recvType": self.recipient.type,
             "contentType": self.content_type,
         }
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            try:
-                data = await self.api.transport.post_stream(params, self._body(self.attempts))
-            finally:
-                # An early answer leaves the body generator able to send: stop it.
-                self._live_attempt = 0
-                self.buffer.wake_all()
-        if scope.cancelled_caught:
+        task = self._waiting = asyncio.current_task()
+        self._late = False
+        try:
+            data = await self.api.transport.post_stream(
+                params, functools.partial(self._write_body, self.attempts))
+        except asyncio.CancelledError:
+            if not self._late or _cancelled_by_others(task):
+                raise
             raise ResponseTimeoutError(
                 f"{STREAM_ENDPOINT}: no response within {self.settings.response_timeout:g} s "
                 "after the body ended",
                 endpoint=STREAM_ENDPOINT,
-            )
+            ) from None
+        finally:
+            if self._answer_timer is not None:
+                self._answer_timer.cancel()
+                self._answer_timer = None
+            self._waiting = None
+            # An early answer leaves the body able to send: stop it.
+            self._live_attempt = 0
+            self._sink = None
+            self.buffer.wake_all()
         if not self._body_ended:
             raise InvalidResponseError(
                 status=200, body="success answered before the body ended",
@@ -280,27 +302,40 @@ class Delivery:
             )
         return message_info(data, STREAM_ENDPOINT, "stream")
 
-    async def _body(self, attempt: int) -> AsyncIterator[bytes]:
-        """The request body: replays the message so far, then follows the writes."""
+    async def _write_body(self, attempt: int, sink: BodySink) -> None:
+        """The request body: replays the message so far, then follows the writes.
+
+        While it waits for writes, a write that finds the connection idle is sent by
+        the writer itself (:meth:`_write_through`): no task switch between ``write()``
+        and the socket. Writes that come faster than that are coalesced here.
+        """
         buf = self.buffer
         buf.rewind()
         self._live_attempt = attempt
+        self._sink = sink
         loop = asyncio.get_running_loop()
-        quiet_since = loop.time()
+        self._quiet_since = loop.time()
         while True:
             if buf.aborted or self._live_attempt != attempt:
                 raise StreamClosedError("body cut off: stream aborted or answered")
             chunk = buf.take()
             if chunk is None:
                 if buf.message_done():
-                    break
+                    self._end_body()
+                    await sink.end()
+                    return
                 size, gap = len(buf.data), self.gap
-                await self.wait_for_writes(
-                    None if gap is None else max(0.0, quiet_since + gap - loop.time()))
+                buf.through = self._write_through
+                try:
+                    await self.wait_for_writes(
+                        None if gap is None else max(0.0, self._quiet_since + gap - loop.time()))
+                finally:
+                    buf.through = None
                 if buf.eof:
                     continue
                 if (gap is not None and len(buf.data) == size and buf.split is None
-                        and loop.time() - quiet_since >= gap and buf.taken > buf.message_start):
+                        and loop.time() - self._quiet_since >= gap
+                        and buf.taken > buf.message_start):
                     # A long silence (a tool call, a slow model): end this message here;
                     # what comes next starts a new one.
                     self.log.debug("stream_gap_split", gap_s=gap)
@@ -316,19 +351,58 @@ class Delivery:
                         break
                     size = len(buf.data)
                 continue
-            self.bytes_sent += len(chunk)
-            self.chunks_sent += 1
-            self.attempt_sent += len(chunk)
-            if self._first_chunk_at is None:
-                self._first_chunk_at = time.monotonic()
-            if self._slot is not None:  # the request leaves now: count it from here
-                self._slot.sent()
-                self._slot = None
-            quiet_since = loop.time()
-            yield chunk
+            self._sent(chunk, loop.time())
+            if buf.message_done():  # the last chunk: it goes out with the body's end
+                self._end_body()
+                await sink.end(chunk)
+                return
+            await sink.send(chunk)
+
+    def _sent(self, chunk: bytes, now: float) -> None:
+        """Count ``chunk`` as handed to the network (the one place that does)."""
+        self.bytes_sent += len(chunk)
+        self.chunks_sent += 1
+        self.attempt_sent += len(chunk)
+        if self._first_chunk_at is None:
+            self._first_chunk_at = time.monotonic()
+        if self._slot is not None:  # the request leaves now: count it from here
+            self._slot.sent()
+            self._slot = None
+        self._quiet_since = now
+
+    def _end_body(self) -> None:
+        """The body is complete: from now on the answer has ``response_timeout``."""
         self._body_ended = True
-        if self._scope is not None:
-            self._scope.deadline = anyio.current_time() + self.settings.response_timeout
+        if self._waiting is not None and self._answer_timer is None:
+            self._answer_timer = asyncio.get_running_loop().call_later(
+                self.settings.response_timeout, self._answer_late)
+
+    def _answer_late(self) -> None:
+        if self._waiting is not None:
+            self._late = True
+            self._waiting.cancel()
+
+    def _write_through(self) -> bool:
+        """Called by a write while the body waits: send the new text at once when the
+        body has been quiet for a while and the connection is idle. False (wake the
+        body instead) when writes come fast (they coalesce) or the body has more to do
+        than one chunk (a split reached, more than a chunk pending)."""
+        buf, sink = self.buffer, self._sink
+        now = asyncio.get_running_loop().time()
+        if (
+            sink is None
+            or now - self._quiet_since < WRITE_THROUGH_AFTER
+            or buf.eof
+            or buf.aborted
+            or not sink.ready()
+        ):
+            return False
+        chunk = buf.take()
+        if chunk is None:
+            return False
+        self._sent(chunk, now)
+        sink.send_now(chunk)
+        return len(buf.data) == buf.taken and not buf.message_done()
 
     # -- whole-message paths ----------------------------------------------------------
 

@@ -103,9 +103,12 @@ class Logger:
 
     __slots__ = ("_context", "_std", "name")
 
-    def __init__(self, name: str, context: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, name: str, context: Mapping[str, Any] | None = None,
+        std: logging.Logger | None = None,
+    ) -> None:
         self.name = name
-        self._std = logging.getLogger(name)
+        self._std = std if std is not None else logging.getLogger(name)
         self._context: dict[str, Any] = dict(context or {})
 
     def __repr__(self) -> str:
@@ -113,7 +116,7 @@ class Logger:
 
     def bind(self, **context: Any) -> Logger:
         """A logger with ``context`` added to every event it logs."""
-        return Logger(self.name, {**self._context, **context})
+        return Logger(self.name, {**self._context, **context}, self._std)
 
     def is_enabled_for(self, level: int) -> bool:
         """Whether an event at ``level`` could be emitted (lets hot paths skip work)."""

@@ -72,6 +72,19 @@ class PipeResult:
     chars: int  #: characters written
 
 
+async def _deliver(delivery: StreamDelivery, closers: list[asyncio.Future[None]]) -> None:
+    """The delivery task: run ``delivery``, then wake every ``close()`` waiting for it at
+    once (not through a done callback: one loop pass less). It holds no reference to the
+    Streamer, so a forgotten one is still collected (and warns)."""
+    try:
+        await delivery.run()
+    finally:
+        for waiter in closers:
+            if not waiter.done():
+                waiter.set_result(None)
+        closers.clear()
+
+
 class Streamer:
     """One message streamed into a chat as it is written.
 
@@ -104,6 +117,7 @@ class Streamer:
         self._delivery = delivery
         self._state = StreamState.IDLE
         self._task: asyncio.Task[None] | None = None
+        self._closers: list[asyncio.Future[None]] = []  # close() calls waiting for the task
         self._writes = 0
         self._closed_by_idle = False
 
@@ -187,7 +201,8 @@ class Streamer:
         if self._task is None:
             self._state = StreamState.OPEN
             self._task = asyncio.get_running_loop().create_task(
-                self._delivery.run(), name=f"yunhu-stream to {self.recipient}"
+                _deliver(self._delivery, self._closers),
+                name=f"yunhu-stream to {self.recipient}",
             )
 
     async def write(self, text: str) -> None:
@@ -326,19 +341,27 @@ class Streamer:
             self._state = StreamState.CLOSED
             return None
         task = self._task
-        try:
-            # Shielded: cancelling this caller must not cancel the delivery task under
-            # another task that is also waiting in close().
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled():  # the shield held, so another task aborted the stream
-                raise StreamClosedError(
-                    "the stream was aborted (by another task) while closing", text=self.text
-                ) from None
-            self._state = StreamState.ABORTED  # this caller was cancelled: abandon it
-            self._buffer.aborted = True
-            await self._cancel_task()
-            raise
+        if not task.done():
+            # A waiter of our own, not the task: cancelling this caller must not cancel
+            # the delivery task under another task that is also waiting in close().
+            waiter = asyncio.get_running_loop().create_future()
+            self._closers.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if task.cancelled():  # another task aborted the stream
+                    raise StreamClosedError(
+                        "the stream was aborted (by another task) while closing",
+                        text=self.text,
+                    ) from None
+                self._state = StreamState.ABORTED  # this caller was cancelled: abandon it
+                self._buffer.aborted = True
+                await self._cancel_task()
+                raise
+        if task.cancelled():
+            raise StreamClosedError(
+                "the stream was aborted (by another task) while closing", text=self.text
+            )
         self._state = StreamState.CLOSED
         self._raise_stored()
         return self.message_info
