@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ._exceptions import ConfigurationError
+from ._validate import encodable
 
 RecvType = Literal["user", "group"]
 StreamContentType = Literal["text", "markdown"]
@@ -48,6 +49,12 @@ class Recipient:
         if not isinstance(self.id, str) or not self.id or self.id.strip() != self.id:
             raise ConfigurationError(
                 f"recipient id must be a non-empty string without surrounding spaces, "
+                f"not {self.id!r}"
+            )
+        if not encodable(self.id):
+            # repr() escapes the surrogate, so the message itself can always be printed.
+            raise ConfigurationError(
+                f"recipient id must be text UTF-8 can encode (no lone surrogates), "
                 f"not {self.id!r}"
             )
 

@@ -83,6 +83,16 @@ class _Obj:
             raise EventParseError(self._at(key), "missing")
         if not value.strip():
             raise EventParseError(self._at(key), "must not be empty")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # Required strings route the event (ids, types): one YunHu cannot carry
+            # back in a reply is refused here, not deep inside a handler.
+            raise EventParseError(
+                self._at(key),
+                f"cannot be encoded as UTF-8 (lone surrogate at index {exc.start}); "
+                "ids must be valid Unicode text",
+            ) from None
         return value
 
     def text(self, key: str, default: str = "") -> str:
@@ -276,7 +286,9 @@ def parse_event(data: Mapping[str, Any] | bytes | str) -> Event:
     Raises:
         EventParseError: the body is not UTF-8, not JSON, not an object, or a
             required field is missing or has the wrong type; the message names
-            the field, e.g. ``event.sender.senderId: missing``.
+            the field, e.g. ``event.sender.senderId: missing``. A required
+            (routing) field holding a lone surrogate, which no reply could carry,
+            is refused the same way.
         TypeError: ``data`` is none of the accepted types.
     """
     root = _Obj(_load(data), "")
