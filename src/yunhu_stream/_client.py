@@ -20,6 +20,7 @@ from ._log import get_logger
 from ._ratelimit import Limits
 from ._retry import RetryPolicy
 from ._streamer import Streamer
+from ._tracking import track
 from ._transport import Transport, redact
 from ._types import (
     MEDIA_TYPES,
@@ -237,7 +238,9 @@ class Bot(Lifecycle):
             reply_to=reply_to if quote == "fallback" else None,
             first_chunk=first_chunk, gap=gap,
         )
-        return Streamer(recipient, content_type, buffer, delivery, stream_log)
+        streamer = Streamer(recipient, content_type, buffer, delivery, stream_log)
+        track(streamer)  # lets a webhook app finish it at shutdown (see _tracking)
+        return streamer
 
     async def send(
         self,

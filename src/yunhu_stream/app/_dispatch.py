@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -15,16 +16,25 @@ from .. import _validate as validate
 from .._exceptions import ConfigurationError
 from .._lifecycle import Lifecycle
 from .._log import get_logger, safe
+from .._streamer import StreamState
+from .._tracking import OPEN_STREAMS
 from ..events._models import Event, MessageEvent
 
 if TYPE_CHECKING:
     from .._client import Bot
+    from .._streamer import Streamer
 
 log = get_logger("app")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_DEDUP_SIZE = 4096
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+DEFAULT_MAX_HANDLERS = 256
+DEFAULT_BODY_TIMEOUT = 15.0
+RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` sent with a 503 (handlers all busy, or shutting down)."""
+
+_DIGEST_BYTES = 16  # blake2b-128 per remembered eventId: a collision is not a concern
 
 MessageHandler = Callable[[MessageEvent, "Bot"], Awaitable[object]]
 """``async def handler(event: MessageEvent, bot: Bot) -> None``."""
@@ -35,7 +45,7 @@ EventHandler = Callable[[Any, "Bot"], Awaitable[object]]
 MH = TypeVar("MH", bound=MessageHandler)
 EH = TypeVar("EH", bound=EventHandler)
 
-DispatchOutcome = Literal["accepted", "duplicate", "unhandled", "closing"]
+DispatchOutcome = Literal["accepted", "duplicate", "unhandled", "busy", "closing"]
 
 _CHAT_TYPES = ("group", "bot")
 
@@ -52,6 +62,9 @@ class DispatcherStatistics:
     failed: int  #: handlers that raised
     cancelled: int  #: handlers cancelled at shutdown
     running: int  #: handlers running now
+    busy: int = 0  #: events refused (HTTP 503) because ``max_handlers`` were running
+    finished_at_shutdown: int = 0  #: open replies closed with what they had at shutdown
+    cut_off: int = 0  #: open replies that could not be finished before the timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +107,28 @@ class Dispatcher(Lifecycle):
 
     A handler that raises is logged (``handler_failed`` with the event id) and
     does not affect other handlers. Redeliveries of an ``eventId`` seen among the
-    last ``dedup_size`` events run no handler.
+    last ``dedup_size`` events run no handler; each id is remembered as a 16-byte
+    digest, so the memory is bounded whatever the ids' length.
+
+    At most ``max_handlers`` handlers run at once: an event beyond that is not
+    started (``"busy"``; the webhook answers HTTP 503 with ``Retry-After`` so YunHu
+    delivers it again later) and not remembered as seen.
+
+    :meth:`shutdown` refuses new events, gives running handlers the first half of
+    ``shutdown_timeout`` to finish, then closes the reply streams they still have
+    open (each message ends with what was written: ``finished_at_shutdown``), waits
+    for that up to the rest of the timeout, and only then cancels the handlers; a
+    reply whose close did not complete in time is counted and logged as cut off
+    (``replies_cut_off_at_shutdown``).
 
     Args:
         max_body_bytes: Largest webhook body accepted; larger ones get HTTP 413.
         dedup_size: How many recent event ids are remembered (0 turns it off).
-        shutdown_timeout: Seconds :meth:`shutdown` waits for running handlers
-            before cancelling them.
+        shutdown_timeout: Seconds :meth:`shutdown` may take in all before cancelling
+            what is left.
+        max_handlers: Most handlers running at once (the webhook answers 503 beyond).
+        body_timeout: Seconds the webhook waits for a request's whole body; a body
+            that trickles in slower gets HTTP 408 and the connection is closed.
 
     Raises:
         ConfigurationError: an option is out of range.
@@ -112,18 +140,24 @@ class Dispatcher(Lifecycle):
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         dedup_size: int = DEFAULT_DEDUP_SIZE,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        max_handlers: int = DEFAULT_MAX_HANDLERS,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self.max_body_bytes = validate.integer("max_body_bytes", max_body_bytes, minimum=1024)
         self.dedup_size = validate.integer("dedup_size", dedup_size, minimum=0)
         self.shutdown_timeout = validate.seconds("shutdown_timeout", shutdown_timeout, zero=True)
+        self.max_handlers = validate.integer("max_handlers", max_handlers, minimum=1)
+        self.body_timeout = validate.seconds("body_timeout", body_timeout)
         self._commands: list[_Route] = []
         self._events: list[_Route] = []
         self._messages: list[_Route] = []
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: dict[asyncio.Task[None], set[Streamer]] = {}
         self._mounted = False
         self._counts = dict.fromkeys(
-            ("received", "accepted", "duplicates", "unhandled", "rejected", "failed", "cancelled"),
+            ("received", "accepted", "duplicates", "unhandled", "rejected", "failed", "cancelled",
+             "busy", "finished_at_shutdown", "cut_off"),
             0,
         )
 
@@ -268,45 +302,63 @@ class Dispatcher(Lifecycle):
 
         Returns:
             ``"accepted"`` (a handler started), ``"duplicate"`` (its eventId was
-            seen recently), ``"unhandled"`` (no handler matches) or ``"closing"``
-            (shutdown has begun; nothing started).
+            seen recently), ``"unhandled"`` (no handler matches), ``"busy"``
+            (``max_handlers`` are running; nothing started, the id not remembered,
+            so a redelivery runs) or ``"closing"`` (shutdown has begun; nothing started).
         """
         if self.closed:
             return "closing"
         self._counts["received"] += 1
-        if self._is_duplicate(event.event_id):
+        key = self._key(event.event_id)
+        if key in self._seen:
+            self._seen.move_to_end(key)
             self._counts["duplicates"] += 1
             log.info("event_duplicate", event_id=event.event_id, event_type=event.event_type)
             return "duplicate"
         route = self._route_for(event)
         if route is None:
+            self._remember(key)
             self._counts["unhandled"] += 1
             log.debug("event_unhandled", event_id=event.event_id, event_type=event.event_type)
             return "unhandled"
+        if len(self._tasks) >= self.max_handlers:
+            self._counts["busy"] += 1
+            log.debug("event_busy", event_id=event.event_id, running=len(self._tasks))
+            return "busy"
+        self._remember(key)
         self._counts["accepted"] += 1
+        streams: set[Streamer] = set()
         task = asyncio.create_task(
-            self._run(route, event, bot), name=f"yunhu-handler-{event.event_id}"
+            self._run(route, event, bot, streams), name=f"yunhu-handler-{safe(event.event_id)}"
         )
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._streams[task] = streams
+        task.add_done_callback(self._forget)
         return "accepted"
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._streams.pop(task, None)
 
     def count_rejected(self) -> None:
         """Count one webhook body answered with a 4xx (the webhook calls this)."""
         self._counts["rejected"] += 1
 
-    def _is_duplicate(self, event_id: str) -> bool:
+    @staticmethod
+    def _key(event_id: str) -> bytes:
+        """A fixed-size digest of the id: memory per remembered id does not grow with it."""
+        raw = event_id.encode("utf-8", "surrogatepass")  # any str, even an unparsed one
+        return hashlib.blake2b(raw, digest_size=_DIGEST_BYTES).digest()
+
+    def _remember(self, key: bytes) -> None:
         if self.dedup_size == 0:
-            return False
-        if event_id in self._seen:
-            self._seen.move_to_end(event_id)
-            return True
-        self._seen[event_id] = None
+            return
+        self._seen[key] = None
         if len(self._seen) > self.dedup_size:
             self._seen.popitem(last=False)
-        return False
 
-    async def _run(self, route: _Route, event: Event, bot: Bot) -> None:
+    async def _run(self, route: _Route, event: Event, bot: Bot, streams: set[Streamer]) -> None:
+        OPEN_STREAMS.set(streams)  # this task's own context: Bot.stream() records here
         with structlog.contextvars.bound_contextvars(event_id=safe(event.event_id)):
             try:
                 await route.handler(event, bot)
@@ -329,17 +381,46 @@ class Dispatcher(Lifecycle):
                 )
 
     async def _close(self) -> None:
-        """Stop accepting events, wait up to ``shutdown_timeout`` for running handlers,
-        then cancel the rest and wait for them to finish cancelling."""
+        """Stop accepting events; let running handlers finish for half of
+        ``shutdown_timeout``; close the reply streams still open (finishing each
+        message with what it has) within the rest; then cancel what is left."""
         if not self._tasks:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout
         pending = set(self._tasks)
         log.info("handlers_draining", running=len(pending), timeout=self.shutdown_timeout)
+        closing: set[asyncio.Task[None]] = set()
         try:
             if self.shutdown_timeout > 0:
-                _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+                _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout / 2)
+            if pending:
+                open_streams = {
+                    s for t in pending for s in self._streams.get(t, ())
+                    if s.state in (StreamState.OPEN, StreamState.CLOSING)
+                }
+                closing = {asyncio.create_task(_finish(s)) for s in open_streams}
+                if closing:
+                    log.info("replies_finishing_at_shutdown", count=len(closing))
+                    left = max(0.0, deadline - loop.time())
+                    if left > 0:
+                        done, _ = await asyncio.wait(closing, timeout=left)
+                    else:
+                        done = set()
+                    self._counts["finished_at_shutdown"] += len(done)
+                # Handlers whose streams are finished may now end on their own.
+                left = max(0.0, deadline - loop.time())
+                if left > 0:
+                    _, pending = await asyncio.wait(pending, timeout=left)
         finally:
             # Also when shutdown() itself is cancelled: no handler may outlive it.
+            cut = {t for t in closing if not t.done()}
+            for task in cut:
+                task.cancel()
+            if cut:
+                await asyncio.gather(*cut, return_exceptions=True)
+                self._counts["cut_off"] += len(cut)
+                log.warning("replies_cut_off_at_shutdown", count=len(cut))
             if pending:
                 for task in pending:
                     task.cancel()
@@ -348,3 +429,11 @@ class Dispatcher(Lifecycle):
 
     shutdown = Lifecycle.aclose
     """Alias of :meth:`aclose`: stop accepting events and finish the running handlers."""
+
+
+async def _finish(stream: Streamer) -> None:
+    """Close one reply at shutdown; its error (with ``.text``) is the handler's to see."""
+    try:
+        await stream.close()
+    except Exception as exc:  # a YunhuError: logged by the stream; nothing to add here
+        log.debug("reply_finish_failed", error=type(exc).__name__)

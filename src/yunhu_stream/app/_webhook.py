@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -14,7 +15,7 @@ from .._client import Bot
 from .._exceptions import EventParseError
 from .._log import get_logger
 from ..events._parse import parse_event
-from ._dispatch import Dispatcher
+from ._dispatch import RETRY_AFTER_SECONDS, Dispatcher
 
 log = get_logger("app")
 
@@ -119,10 +120,18 @@ def _webhook_handler(
         if dispatcher.closing:
             return _reject(dispatcher, request, 503, "shutting down")
         try:
-            body = await _read_limited(request, dispatcher.max_body_bytes)
+            body = await asyncio.wait_for(
+                _read_limited(request, dispatcher.max_body_bytes), dispatcher.body_timeout
+            )
         except (web.RequestPayloadError, ConnectionError) as exc:
             # A corrupt gzip/deflate body, or the sender went away mid-body.
             return _reject(dispatcher, request, 400, f"body could not be read: {exc}")
+        except asyncio.TimeoutError:
+            # A body trickling in (slowloris): free the connection.
+            return _reject(
+                dispatcher, request, 408,
+                f"body not received within body_timeout={dispatcher.body_timeout:g} s",
+            )
         if body is None:
             return _reject(
                 dispatcher, request, 413, f"body larger than {dispatcher.max_body_bytes} bytes"
@@ -134,6 +143,12 @@ def _webhook_handler(
         outcome = dispatcher.dispatch(event, request.app[BOT_KEY])
         if outcome == "closing":
             return _reject(dispatcher, request, 503, "shutting down")
+        if outcome == "busy":
+            # Not acknowledged, not remembered: YunHu delivers it again later.
+            return _reject(
+                dispatcher, request, 503,
+                f"busy: {dispatcher.max_handlers} handlers running (max_handlers)",
+            )
         return web.json_response({"ok": True, "eventId": event.event_id, "status": outcome})
 
     return handle
@@ -156,11 +171,17 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 def _reject(dispatcher: Dispatcher, request: web.Request, status: int, reason: str) -> web.Response:
     dispatcher.count_rejected()
-    log.warning(
+    # A 503 under load would otherwise print one warning per refused event.
+    (log.info if status == 503 else log.warning)(
         "webhook_rejected",
         status=status,
         reason=reason[:200],
         remote=request.remote,
         content_length=request.content_length,
     )
-    return web.json_response({"ok": False, "error": reason[:200]}, status=status)
+    response = web.json_response({"ok": False, "error": reason[:200]}, status=status)
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if status == 408:
+        response.force_close()
+    return response
