@@ -263,6 +263,8 @@ class BotApp(Lifecycle):
         server, self._server = self._server, None
         if server is not None:
             server.close()  # no new connections; aiohttp closes the open ones below
+            # Slow or idle connections would hold aiohttp's shutdown for a minute.
+            self.guard.close_waiting()
         if runner is not None:
             await runner.cleanup()
         if server is not None:

@@ -117,9 +117,10 @@ class Dispatcher(Lifecycle):
     :meth:`shutdown` refuses new events, gives running handlers the first half of
     ``shutdown_timeout`` to finish, then closes the reply streams they still have
     open (each message ends with what was written: ``finished_at_shutdown``), waits
-    for that up to the rest of the timeout, and only then cancels the handlers; a
-    reply whose close did not complete in time is counted and logged as cut off
-    (``replies_cut_off_at_shutdown``).
+    for that up to the rest of the timeout, and then cancels the handlers still
+    running; a reply whose close did not complete in time is counted and logged as
+    cut off (``replies_cut_off_at_shutdown``). A handler that had not written
+    anything yet is cancelled with nothing sent.
 
     Args:
         max_body_bytes: Largest webhook body accepted; larger ones get HTTP 413.
@@ -408,10 +409,9 @@ class Dispatcher(Lifecycle):
                     else:
                         done = set()
                     self._counts["finished_at_shutdown"] += len(done)
-                # Handlers whose streams are finished may now end on their own.
-                left = max(0.0, deadline - loop.time())
-                if left > 0:
-                    _, pending = await asyncio.wait(pending, timeout=left)
+                # Their replies are finished: the handlers are stopped (cancelled) below
+                # rather than left to fail on their next write.
+                pending = {t for t in pending if not t.done()}
         finally:
             # Also when shutdown() itself is cancelled: no handler may outlive it.
             cut = {t for t in closing if not t.done()}

@@ -5,8 +5,9 @@ timeout (3,630 s by default) and one that trickles its body for ever, so a few h
 slow connections exhaust the file descriptors. :class:`ConnectionGuard` bounds both:
 
 * **header timeout**: a connection must finish its request headers within
-  ``header_timeout`` seconds of connecting or of its previous answer (aiohttp's
-  keep-alive timer, which also runs while headers trickle in, set to that value);
+  ``header_timeout`` seconds of connecting or of its previous answer (a timer per
+  connection, stopped when a request's handler starts; aiohttp's keep-alive timeout
+  is set to the same value);
 * **body timeout**: the webhook reads the body within ``body_timeout`` (the
   Dispatcher's option, enforced by the webhook route);
 * **connection cap**: at most ``max_connections`` connections are open. When a new one
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from .._log import get_logger
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Middleware
 
 log = get_logger("app")
 
@@ -41,6 +44,11 @@ _REFUSAL = (
 )
 
 
+_LINGER_SECONDS = 2.0
+"""After an error answer (408, 413) the unread body is drained this long at most, so
+the sender can read the answer, then the connection closes (aiohttp's default: 10 s)."""
+
+
 class _Connection(web.RequestHandler):
     """aiohttp's connection handler, reporting to a :class:`ConnectionGuard`."""
 
@@ -48,6 +56,7 @@ class _Connection(web.RequestHandler):
         super().__init__(manager, **options)
         self.guard = guard
         self.evictable = True  #: False while another route's handler runs on it
+        self.header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -56,6 +65,21 @@ class _Connection(web.RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.guard.lost(self)
         super().connection_lost(exc)
+
+    def wait_for_headers(self, seconds: float) -> None:
+        """(Re)start the header timer: close the connection unless a request starts."""
+        self.stop_header_timer()
+        self.header_timer = asyncio.get_running_loop().call_later(seconds, self.headers_late)
+
+    def stop_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+    def headers_late(self) -> None:
+        self.header_timer = None
+        self.guard.timed_out += 1
+        self.force_close()
 
 
 class ConnectionGuard:
@@ -75,6 +99,7 @@ class ConnectionGuard:
         self._open: dict[_Connection, None] = {}  # insertion order = age
         self.evicted = 0  #: connections closed to make room
         self.refused = 0  #: connections answered 503 because none could be closed
+        self.timed_out = 0  #: connections closed for not sending headers in time
 
     @property
     def open_connections(self) -> int:
@@ -87,12 +112,16 @@ class ConnectionGuard:
         """What ``loop.create_server`` calls for each accepted connection."""
 
         def make() -> web.RequestHandler:
-            return _Connection(server, self, loop=loop, keepalive_timeout=self.header_timeout)
+            return _Connection(
+                server, self, loop=loop, keepalive_timeout=self.header_timeout,
+                lingering_time=_LINGER_SECONDS,
+            )
 
         return make
 
     def opened(self, conn: _Connection, transport: asyncio.BaseTransport) -> None:
         self._open[conn] = None
+        conn.wait_for_headers(self.header_timeout)
         if len(self._open) <= self.max_connections:
             return
         victim = next((c for c in self._open if c is not conn and c.evictable), None)
@@ -103,6 +132,7 @@ class ConnectionGuard:
             if self.evicted in (1, 10, 100) or self.evicted % 1000 == 0:
                 log.warning("webhook_connection_evicted", evicted=self.evicted,
                             max_connections=self.max_connections)
+            del self._open[victim]  # now: more may open before its connection_lost runs
             victim.force_close()
             return
         self.refused += 1
@@ -110,7 +140,17 @@ class ConnectionGuard:
             transport.write(_REFUSAL)
         conn.force_close()
 
+    def close_waiting(self) -> int:
+        """Close every connection not inside another route's handler (at shutdown: slow
+        and idle ones would otherwise hold it up); return how many."""
+        waiting = [c for c in self._open if c.evictable]
+        for conn in waiting:
+            del self._open[conn]
+            conn.force_close()
+        return len(waiting)
+
     def lost(self, conn: _Connection) -> None:
+        conn.stop_header_timer()
         self._open.pop(conn, None)
 
     def middleware(self) -> Middleware:
@@ -123,12 +163,18 @@ class ConnectionGuard:
             conn = request.protocol
             if not isinstance(conn, _Connection):
                 return await handler(request)
+            conn.stop_header_timer()  # headers are in; the route bounds the rest
             if request.path != self.webhook_path:
                 conn.evictable = False
+            response: web.StreamResponse | None = None
             try:
-                return await handler(request)
+                response = await handler(request)
+                return response
             finally:
                 conn.evictable = True
+                closing = response is not None and response.keep_alive is False
+                if conn in self._open and not closing:
+                    conn.wait_for_headers(self.header_timeout)  # for the next request
                 if conn in self._open:  # now the youngest: waiting for its next request
                     del self._open[conn]
                     self._open[conn] = None
