@@ -59,6 +59,7 @@ async def sse_response(
     keepalive: float | None = 15.0,
     headers: Mapping[str, str] | None = None,
     raise_errors: bool = True,
+    write_timeout: float | None = 30.0,
 ) -> web.StreamResponse:
     """Stream the text pieces of ``source`` to the client as Server-Sent Events.
 
@@ -74,7 +75,11 @@ async def sse_response(
 
     If the client goes away, reading stops: a pending read of ``source`` is
     cancelled and ``source.aclose()`` is called (for a :func:`tee` consumer,
-    this detaches it and the other consumers go on). If ``source`` raises, an
+    this detaches it and the other consumers go on). A client that stays
+    connected but stops reading is treated the same way once one write (an
+    event or a keep-alive) has waited ``write_timeout`` seconds for it: the
+    connection is aborted and ``sse_client_dropped`` logged, so a browser tab
+    that never reads cannot hold up a :func:`tee`'d chat reply for ever. If ``source`` raises, an
     ``error_event`` with data ``{"error": "<exception class name>"}`` is sent
     (no message: it could hold internals) and the body is ended cleanly; then
     the exception is re-raised (aiohttp logs it), or with ``raise_errors=False``
@@ -94,6 +99,8 @@ async def sse_response(
         headers: Extra response headers.
         raise_errors: Re-raise the source's exception after ending the body
             (default), or only log it.
+        write_timeout: Seconds one write may wait for the client to read before
+            the client is dropped; ``None`` waits for ever.
 
     Returns:
         The prepared, finished response: return it from the handler.
@@ -110,6 +117,7 @@ async def sse_response(
         _check_field("event", event)
     validate.choice("data", data, ("json", "text"))
     validate.optional_seconds("keepalive", keepalive)
+    validate.optional_seconds("write_timeout", write_timeout)
     if not isinstance(source, AsyncIterable):
         raise TypeError(
             f"sse_response() takes an async iterable of str, not {type(source).__name__}"
@@ -117,7 +125,7 @@ async def sse_response(
 
     resp = web.StreamResponse(headers={**SSE_HEADERS, **(headers or {})})
     await resp.prepare(request)
-    relay = _Relay(request, resp, aiter(source), keepalive)
+    relay = _Relay(request, resp, aiter(source), keepalive, write_timeout)
     failure = await relay.run(event, data, done_event, error_event)
     if failure is not None and raise_errors:
         raise failure
@@ -133,11 +141,14 @@ class _Relay:
         resp: web.StreamResponse,
         iterator: AsyncIterator[str],
         keepalive: float | None,
+        write_timeout: float | None = None,
     ) -> None:
         self.request = request
         self.resp = resp
         self.iterator = iterator
         self.keepalive = keepalive
+        self.write_timeout = write_timeout
+        self.stalled = False  # dropped for not reading within write_timeout
         self.lock = asyncio.Lock()
         self.last_write = time.monotonic()
         self.disconnected = False
@@ -147,11 +158,24 @@ class _Relay:
 
     async def write(self, frame: bytes) -> None:
         try:
-            async with self.lock:
-                await self.resp.write(frame)
-                self.last_write = time.monotonic()
+            await asyncio.wait_for(self._write(frame), self.write_timeout)
+        except asyncio.TimeoutError:
+            # Connected but not reading: drop it rather than hold the source for ever.
+            if not self.stalled:
+                self.stalled = True
+                log.warning("sse_client_dropped", reason="not reading",
+                            write_timeout=self.write_timeout)
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+            raise _ClientGone from None
         except ConnectionError as exc:
             raise _ClientGone from exc
+
+    async def _write(self, frame: bytes) -> None:
+        async with self.lock:
+            await self.resp.write(frame)
+            self.last_write = time.monotonic()
 
     def client_gone(self) -> bool:
         transport = self.request.transport
@@ -230,7 +254,10 @@ class _Relay:
             # handler_cancellation option): that cancellation propagates, but is logged
             # as the disconnect it is.
             gone = self.disconnected or self.client_gone()
-            outcome = "disconnected" if gone else "error" if failure else "done"
+            outcome = (
+                "dropped" if self.stalled
+                else "disconnected" if gone else "error" if failure else "done"
+            )
             log.info(
                 "sse_relay_finished",
                 outcome=outcome,

@@ -20,7 +20,8 @@ _Entry = tuple[Literal["item", "end", "error"], Any]
 
 
 def tee(
-    source: AsyncIterable[T], n: int = 2, *, max_buffer: int = 64
+    source: AsyncIterable[T], n: int = 2, *, max_buffer: int = 64,
+    timeout: float | None = None,
 ) -> tuple[TeeIterator[T], ...]:
     """Split ``source`` into ``n`` async iterators that each yield every item, in order.
 
@@ -36,11 +37,19 @@ def tee(
     An exception raised by the source reaches every open consumer, after the
     items that came before it (the same exception object, raised in each).
 
+    With ``timeout``, a consumer that holds ``max_buffer`` unread items for that
+    many seconds while reading is paused on it is dropped so the others go on: it
+    still gets the items it holds, then :class:`~yunhu_stream.errors.StreamBrokenError`
+    saying why. (A consumer that is a browser, through :func:`sse_response`, is
+    bounded by that function's ``write_timeout`` already.)
+
     Args:
         source: Any async iterable; its ``__anext__`` always runs in the one
             background task, so generators holding task-bound state are safe.
         n: Number of consumers, 1 or more.
         max_buffer: Most unread items one consumer may hold, 1 or more.
+        timeout: Seconds the source may wait for a full consumer before that
+            consumer is dropped; ``None`` (the default) waits for ever.
 
     Returns:
         A tuple of ``n`` :class:`TeeIterator`.
@@ -53,17 +62,22 @@ def tee(
         raise TypeError(f"tee() takes an async iterable, not {type(source).__name__}")
     validate.integer("n", n, minimum=1)
     validate.integer("max_buffer", max_buffer, minimum=1)
-    shared = _Shared(aiter(source), n, max_buffer)
+    validate.optional_seconds("timeout", timeout)
+    shared = _Shared(aiter(source), n, max_buffer, timeout)
     return tuple(TeeIterator(shared, i) for i in range(n))
 
 
 class _Shared:
     """The state every consumer of one tee shares. Holds no reference to the consumers."""
 
-    def __init__(self, iterator: AsyncIterator[Any], n: int, max_buffer: int) -> None:
+    def __init__(
+        self, iterator: AsyncIterator[Any], n: int, max_buffer: int, timeout: float | None = None
+    ) -> None:
         self.iterator = iterator
         self.max_buffer = max_buffer
+        self.timeout = timeout
         self.queues: list[deque[_Entry] | None] = [deque() for _ in range(n)]
+        self.dropped = [False] * n  # dropped for not reading: no longer fed or waited for
         self.ready = [asyncio.Event() for _ in range(n)]
         self.space = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -71,7 +85,8 @@ class _Shared:
         self.finished = False  # the reader task has stopped reading (end, error or cancel)
 
     def open_queues(self) -> list[deque[_Entry]]:
-        return [q for q in self.queues if q is not None]
+        pairs = zip(self.queues, self.dropped, strict=True)
+        return [q for q, gone in pairs if q is not None and not gone]
 
     def start(self) -> None:
         if self.task is None and not self.source_closed:
@@ -81,18 +96,41 @@ class _Shared:
 
     def push(self, entry: _Entry) -> None:
         for i, queue in enumerate(self.queues):
-            if queue is not None:
+            if queue is not None and not self.dropped[i]:
                 queue.append(entry)
                 self.ready[i].set()
+
+    async def wait_for_space(self) -> None:
+        """Wait until no open consumer is full; past ``timeout``, drop the full ones."""
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout is None else loop.time() + self.timeout
+        while any(len(q) >= self.max_buffer for q in self.open_queues()):
+            self.space.clear()
+            if deadline is None:
+                await self.space.wait()
+                continue
+            try:
+                await asyncio.wait_for(self.space.wait(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                self.drop_full()
+
+    def drop_full(self) -> None:
+        for i, queue in enumerate(self.queues):
+            if queue is None or self.dropped[i] or len(queue) < self.max_buffer:
+                continue
+            self.dropped[i] = True
+            queue.append(("error", StreamBrokenError(
+                f"tee: consumer {i + 1} left {self.max_buffer} items unread for "
+                f"{self.timeout:g} s (timeout) and was dropped so the others go on"
+            )))
+            self.ready[i].set()
 
     async def _pump(self) -> None:
         ended = False
         try:
             async for item in self.iterator:
                 self.push(("item", item))
-                while any(len(q) >= self.max_buffer for q in self.open_queues()):
-                    self.space.clear()
-                    await self.space.wait()
+                await self.wait_for_space()
                 if not self.open_queues():
                     return
             ended = True
