@@ -6,6 +6,7 @@ import asyncio
 import codecs
 import contextlib
 import os
+import selectors
 import stat
 from typing import BinaryIO, Literal
 
@@ -27,7 +28,9 @@ class InputSource:
 
     Pipes, FIFOs, sockets and terminals are read on the event loop through
     ``loop.connect_read_pipe`` (their data is handed on the moment it arrives);
-    regular files, which the event loop cannot watch, are read in a worker thread.
+    anything the event loop cannot watch — regular files, ``/dev/null`` (the stdin
+    of cron, nohup, CI and ``docker run`` without ``-i``) and other character
+    devices — is read in a worker thread.
     The descriptor's blocking mode is restored on :meth:`aclose`, since it is
     shared with whatever else holds the same pipe or terminal.
     """
@@ -66,8 +69,7 @@ class InputSource:
 
     async def start(self) -> None:
         """Attach pipe-like input to the event loop. Call once before :meth:`read`."""
-        mode = os.fstat(self._fd).st_mode
-        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+        if not _pollable(self._fd):
             self._file = os.fdopen(os.dup(self._fd), "rb", buffering=0)
             return
         loop = asyncio.get_running_loop()
@@ -121,6 +123,26 @@ class InputSource:
         if self._owned:
             self._owned = False
             os.close(self._fd)
+
+
+def _pollable(fd: int) -> bool:
+    """Whether the event loop's kind of selector can watch ``fd`` for reading.
+
+    FIFOs, sockets and terminals can; regular files cannot (asyncio refuses them), and
+    epoll refuses ``/dev/null`` with EPERM, which inside ``connect_read_pipe`` would be
+    raised in a loop callback and leave the reader waiting for ever. So it is tried.
+    """
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+        return False
+    probe = selectors.DefaultSelector()
+    try:
+        probe.register(fd, selectors.EVENT_READ)
+    except (OSError, ValueError):
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 class LineCutter:

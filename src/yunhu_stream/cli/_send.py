@@ -173,6 +173,9 @@ async def _stream(
         args.to,
         content_type="markdown" if args.markdown else "text",
         max_message_bytes=args.max_message_bytes,
+        # Delivered messages are not kept: with --max-message-bytes, `tail -f | send`
+        # runs for days in constant memory. An error still carries the undelivered text.
+        max_text_bytes=0,
     )
     ticker = asyncio.ensure_future(progress.ticker(stream)) if progress.enabled else None
     try:
