@@ -1,10 +1,15 @@
-"""Helpers shared by the streamer and fault tests."""
+"""Helpers shared across the test packages."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+
+from aiohttp import web
 
 import yunhu_stream
 from yunhu_stream.emulator import StreamRecord
@@ -42,8 +47,9 @@ def _is_client_task(task: asyncio.Task[object]) -> bool:
 def no_client_tasks() -> bool:
     """No client-side task is left: only the test runner's and the servers' may remain."""
     current = asyncio.current_task()
-    return not [t for t in asyncio.all_tasks()
-                if t is not current and not t.done() and _is_client_task(t)]
+    return not [
+        t for t in asyncio.all_tasks() if t is not current and not t.done() and _is_client_task(t)
+    ]
 
 
 def free_port() -> int:
@@ -51,3 +57,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def serve_app(app: web.Application, **runner_options: Any) -> tuple[web.AppRunner, str]:
+    """Run ``app`` on a free loopback port: its runner (to clean up) and ``http://127.0.0.1:PORT``.
+
+    The one loopback server of the test suite; ``runner_options`` go to ``web.AppRunner``
+    (``access_log=None`` unless given).
+    """
+    runner_options.setdefault("access_log", None)
+    runner = web.AppRunner(app, **runner_options)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+@asynccontextmanager
+async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
+    """``serve_app`` as a context: yields the base URL, cleans the server up on exit."""
+    runner, url = await serve_app(app, **runner_options)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()

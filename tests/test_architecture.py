@@ -107,7 +107,8 @@ class TestImports:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, timeout=60).stdout
         loaded = [m.strip(" '") for m in out.strip().strip("[]").split(",")]
-        heavy = ("sse", "llm", "events", "app", "cli", "emulator", "testing", "integrations")
+        heavy = ("sse", "llm", "events", "app", "cli", "emulator", "testing", "integrations",
+                 "wschat")
         assert not [m for m in loaded if m.split(".")[1] in heavy]
 
 

@@ -54,6 +54,10 @@ PUBLISHED: dict[str, set[str]] = {
         "SSEEvent", "SSEParseError", "SSEParser", "TeeIterator", "format_event",
         "sse_response", "tee"
     },
+    "yunhu_stream.wschat": {
+        "Frame", "FrameError", "FrameRefusedError", "WsChat", "WsChatApp", "WsChatServer",
+        "WsErrorEvent", "WsEvent", "WsMessage", "WsStreamPiece", "parse_frame"
+    },
     "yunhu_stream.testing": {
         "DEFAULT_AVATAR_URL", "DEFAULT_BOT_ID", "DEFAULT_CHAT", "DEFAULT_USER_ID",
         "INCOMING_CONTENT_TYPES", "button_event", "emulator", "follow_event", "menu_event",

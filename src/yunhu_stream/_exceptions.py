@@ -218,6 +218,24 @@ class WebhookError(YunhuError):
         self.delivery = delivery
 
 
+class FrameError(YunhuError, ValueError):
+    """A WebSocket chat frame that is not the protocol's (not JSON, not an object, a bad
+    field); the message names the field, what it held and what is accepted
+    (``yunhu_stream.wschat``)."""
+
+
+class FrameRefusedError(YunhuError):
+    """The WebSocket chat server refused a frame with an error frame.
+
+    Attributes:
+        reason: The server's reason, as it gave it.
+    """
+
+    def __init__(self, reason: str, *, text: str = "") -> None:
+        super().__init__(f"the chat server refused the frame: {reason}", text=text)
+        self.reason = reason
+
+
 class SSEParseError(YunhuError, ValueError):
     """An event or line grew past the parser's ``max_event_chars`` limit."""
 

@@ -9,6 +9,7 @@ One named standard-library logger per area (aiohttp's ``log.py`` is the model)::
     yunhu_stream.sse         Server-Sent Events relays
     yunhu_stream.integrations framework plugins
     yunhu_stream.cli         the command line
+    yunhu_stream.wschat      the WebSocket chat client and server
 
 Each call names a short snake_case event with key/value context, structlog style::
 

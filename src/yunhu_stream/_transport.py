@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import aiohttp
 
@@ -129,6 +129,28 @@ async def request(
     with translating(endpoint, secrets, error=error):
         async with session.request(method, url, **options) as resp:
             yield resp
+
+
+async def ws_connect(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    endpoint: str,
+    secrets: Iterable[str] = (),
+    **options: Any,
+) -> aiohttp.ClientWebSocketResponse:
+    """Open a WebSocket; a refused upgrade raises HTTPStatusError (status, body), network
+    errors the TransportError family, every secret redacted."""
+    kept = [s for s in secrets if s]
+    with translating(endpoint, kept):
+        try:
+            ws = await session.ws_connect(url, **options)
+            return cast("aiohttp.ClientWebSocketResponse", ws)  # text frames decoded as str
+        except aiohttp.WSServerHandshakeError as exc:
+            raise HTTPStatusError(
+                status=exc.status, body=redact(str(exc.message), kept)[:BODY_EXCERPT_CHARS],
+                endpoint=endpoint,
+            ) from None
 
 
 async def read_capped(resp: aiohttp.ClientResponse, limit: int, endpoint: str) -> bytes:

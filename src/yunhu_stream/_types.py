@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ._exceptions import ConfigurationError
-from ._validate import encodable
 
 RecvType = Literal["user", "group"]
 StreamContentType = Literal["text", "markdown"]
@@ -51,12 +50,13 @@ class Recipient:
                 f"recipient id must be a non-empty string without surrounding spaces, "
                 f"not {self.id!r}"
             )
-        if not encodable(self.id):
-            # repr() escapes the surrogate, so the message itself can always be printed.
+        try:
+            self.id.encode("utf-8")
+        except UnicodeEncodeError as exc:
             raise ConfigurationError(
-                f"recipient id must be text UTF-8 can encode (no lone surrogates), "
-                f"not {self.id!r}"
-            )
+                f"recipient id is not valid Unicode (a lone surrogate at index {exc.start}): "
+                f"{self.id!r}"
+            ) from None
 
     @classmethod
     def user(cls, id: str | int) -> Recipient:

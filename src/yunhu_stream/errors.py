@@ -28,6 +28,9 @@
     │                               event; names the bad field (yunhu_stream.events)
     ├── WebhookError                the emulator could not deliver a user's event to the
     │                               bot's webhook (.delivery; yunhu_stream.emulator)
+    ├── FrameError                  (also ValueError) a WebSocket chat frame that is not
+    │                               the protocol's; names the field (yunhu_stream.wschat)
+    ├── FrameRefusedError           the WebSocket chat server refused a frame (.reason)
     ├── SSEParseError               (also ValueError) a malformed or oversized
     │                               event stream (yunhu_stream.sse)
     └── LLMError                    reading a model's stream failed (yunhu_stream.llm;
@@ -40,7 +43,7 @@
             └── LLMIncompleteError  the stream ended without [DONE]
 
 Every class is defined in one private module and shown here (and in
-``yunhu_stream.events``, ``.sse`` and ``.llm`` for their own branches), so
+``yunhu_stream.events``, ``.sse``, ``.llm`` and ``.wschat`` for their own branches), so
 ``except yunhu_stream.errors.YunhuError`` catches everything the library raises.
 
 Every error carries ``text``: the transcript of the stream it ended (for LLM
@@ -67,6 +70,8 @@ from ._exceptions import (
     ConnectError,
     ConnectTimeoutError,
     EventParseError,
+    FrameError,
+    FrameRefusedError,
     HTTPStatusError,
     InvalidParameterError,
     InvalidResponseError,
@@ -103,6 +108,8 @@ __all__ = [
     "ConnectError",
     "ConnectTimeoutError",
     "EventParseError",
+    "FrameError",
+    "FrameRefusedError",
     "HTTPStatusError",
     "InvalidParameterError",
     "InvalidResponseError",

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from tests._support import serving
 from yunhu_stream import Bot, errors
 from yunhu_stream.emulator import Emulator
 
@@ -38,16 +39,9 @@ def make_bot(emu: Emulator, base_url: str | None = None, **kw: object) -> Bot:
 
 @asynccontextmanager
 async def serve(app: web.Application) -> AsyncIterator[str]:
-    """Run ``app`` on a free loopback port; yield its ``/open-apis/v1`` base URL."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}/open-apis/v1"
-    finally:
-        await runner.cleanup()
+    """Run ``app`` on loopback; yield its ``/open-apis/v1`` base URL."""
+    async with serving(app) as base:
+        yield f"{base}/open-apis/v1"
 
 
 class TestRecoveryLookup:

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests._support import serving
 from tests.emulator._http import get_messages, post_json
 from yunhu_stream.app import BotApp
 from yunhu_stream.emulator import Emulator, WebhookError
@@ -29,15 +30,8 @@ async def inbox() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}/hook", bodies
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield f"{base}/hook", bodies
 
 
 class TestEndToEnd:

@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import anyio.to_thread
 import pytest
-from aiohttp import web
 
 from tests import _browser as browser
 from tests._browser import save_screenshot, wait_for_js
 from tests._paths import EXAMPLES
+from tests._support import serve_app
 from yunhu_stream.emulator import Emulator
 from yunhu_stream.fake_llm import FakeLLM, tokenize
 
@@ -72,11 +72,8 @@ class TestPage:
         """The example's page, in Chromium, shows the answer the chat got and reports done."""
         async with Emulator() as emu:
             app = llm_bot.build_app(emu.token, emu.base_url, fake_delay=0.01)
-            runner = web.AppRunner(app, shutdown_timeout=5)
-            await runner.setup()
+            runner, base = await serve_app(app, shutdown_timeout=5)
             try:
-                await web.TCPSite(runner, "127.0.0.1", 0).start()
-                base = f"http://127.0.0.1:{runner.addresses[0][1]}"
                 async with (
                     aiohttp.ClientSession() as http,
                     http.post(f"{base}/yunhu", json=llm_bot.SAMPLE_EVENT) as resp,

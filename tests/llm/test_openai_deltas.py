@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from tests._support import serve_app
 from yunhu_stream.errors import ConfigurationError, YunhuError
 from yunhu_stream.fake_llm import DEFAULT_ANSWER, FakeLLM, tokenize
 from yunhu_stream.llm import (
@@ -211,11 +212,8 @@ class TestStreamErrors:
 async def serve(handler: Any) -> tuple[web.AppRunner, str]:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    runner, base = await serve_app(app)
+    return runner, f"{base}/v1"
 
 
 class TestHostileServers:

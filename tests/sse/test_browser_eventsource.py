@@ -14,6 +14,7 @@ from aiohttp import web
 
 from tests import _browser as browser
 from tests._browser import save_screenshot, wait_for_js
+from tests._support import serve_app
 from yunhu_stream.fake_llm import FakeLLM, tokenize
 from yunhu_stream.llm import openai_chat_deltas
 from yunhu_stream.sse import sse_response
@@ -60,10 +61,8 @@ async def serve(make_source: Callable[[], AsyncIterator[str]]) -> tuple[web.AppR
     app = web.Application()
     app.router.add_get("/", page)
     app.router.add_get("/sse", sse)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    runner, base = await serve_app(app, shutdown_timeout=1)
+    return runner, f"{base}/"
 
 
 class TestBrowserEventSource:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from tests._support import serve_app
 from yunhu_stream.fake_llm import DEFAULT_ANSWER, FakeLLM
 from yunhu_stream.llm import LLMProviderError, openai_chat_deltas
 from yunhu_stream.sse import SSEEvent, SSEParser, format_event, sse_response, tee
@@ -40,9 +41,9 @@ def relay(make_source: Callable[[], Any], **kwargs: Any) -> Handler:
 class Client:
     """A real aiohttp server on loopback running one handler, and a session to call it."""
 
-    def __init__(self, runner: web.AppRunner, session: aiohttp.ClientSession) -> None:
+    def __init__(self, runner: web.AppRunner, base: str, session: aiohttp.ClientSession) -> None:
         self.runner, self.session = runner, session
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}/sse"
+        self.url = f"{base}/sse"
 
     def get(self, path: str = "/sse") -> Any:
         return self.session.get(self.url)
@@ -71,12 +72,10 @@ async def client_for(
 
     app = web.Application(middlewares=[record])
     app.router.add_get("/sse", handler)
-    runner = web.AppRunner(
-        app, access_log=None, handler_cancellation=handler_cancellation, shutdown_timeout=1
+    runner, base = await serve_app(
+        app, handler_cancellation=handler_cancellation, shutdown_timeout=1
     )
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return Client(runner, aiohttp.ClientSession())
+    return Client(runner, base, aiohttp.ClientSession())
 
 
 async def read_events(resp: aiohttp.ClientResponse) -> list[SSEEvent]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import inspect
 import logging
 import os
 import signal
@@ -171,13 +170,12 @@ def hide(secret: str | None) -> None:
 
 
 def configure_logging(verbosity: int, stream: TextIO) -> None:
-    """Print the library's log events on ``stream``: errors, ``-v`` info, ``-vv`` debug.
+    """Print the library's log events on ``stream``: warnings, ``-v`` info, ``-vv`` debug.
 
     Only the command-line application does this, through the standard library's
-    ``logging`` (the library itself never configures logging). Without ``-v`` the
-    library's warnings are not printed: a failure is reported once, by the command's
-    own ``yunhu-stream: error:`` line.
+    ``logging`` (the library itself never configures logging).
     """
+    # By default only errors: a failure is reported once, by the command's own error line.
     level = logging.ERROR if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)-7s] %(message)s", "%H:%M:%S"))
@@ -241,8 +239,8 @@ class Signals:
             Interrupted: a signal arrived before ``work`` finished.
         """
         if self.signum is not None:
-            if inspect.iscoroutine(work):
-                work.close()  # never started: no "coroutine was never awaited" warning
+            if asyncio.iscoroutine(work):
+                work.close()  # never started: close it, or Python warns it was never awaited
             raise Interrupted(self.signum)
         task = asyncio.ensure_future(work)
         stopper = asyncio.ensure_future(self.stop.wait())

@@ -23,14 +23,24 @@ class InvalidInputError(Exception):
     """The input cannot be used (unreadable, or invalid UTF-8 under ``reject``)."""
 
 
+def _pollable(fd: int) -> bool:
+    """Whether the event loop can watch ``fd`` (epoll refuses /dev/null and files)."""
+    selector = selectors.DefaultSelector()
+    try:
+        selector.register(fd, selectors.EVENT_READ)
+    except (OSError, ValueError):
+        return False
+    finally:
+        selector.close()
+    return True
+
+
 class InputSource:
     """Bytes from a file or stdin, read as they become available.
 
     Pipes, FIFOs, sockets and terminals are read on the event loop through
     ``loop.connect_read_pipe`` (their data is handed on the moment it arrives);
-    anything the event loop cannot watch — regular files, ``/dev/null`` (the stdin
-    of cron, nohup, CI and ``docker run`` without ``-i``) and other character
-    devices — is read in a worker thread.
+    regular files, which the event loop cannot watch, are read in a worker thread.
     The descriptor's blocking mode is restored on :meth:`aclose`, since it is
     shared with whatever else holds the same pipe or terminal.
     """
@@ -69,7 +79,9 @@ class InputSource:
 
     async def start(self) -> None:
         """Attach pipe-like input to the event loop. Call once before :meth:`read`."""
-        if not _pollable(self._fd):
+        mode = os.fstat(self._fd).st_mode
+        pipe_like = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+        if not (pipe_like and _pollable(self._fd)):  # /dev/null and regular files are not
             self._file = os.fdopen(os.dup(self._fd), "rb", buffering=0)
             return
         loop = asyncio.get_running_loop()
@@ -123,26 +135,6 @@ class InputSource:
         if self._owned:
             self._owned = False
             os.close(self._fd)
-
-
-def _pollable(fd: int) -> bool:
-    """Whether the event loop's kind of selector can watch ``fd`` for reading.
-
-    FIFOs, sockets and terminals can; regular files cannot (asyncio refuses them), and
-    epoll refuses ``/dev/null`` with EPERM, which inside ``connect_read_pipe`` would be
-    raised in a loop callback and leave the reader waiting for ever. So it is tried.
-    """
-    mode = os.fstat(fd).st_mode
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
-        return False
-    probe = selectors.DefaultSelector()
-    try:
-        probe.register(fd, selectors.EVENT_READ)
-    except (OSError, ValueError):
-        return False
-    finally:
-        probe.close()
-    return True
 
 
 class LineCutter:

@@ -27,6 +27,7 @@ from ._common import (
 from ._input import InputSource, InvalidInputError
 
 DEFAULT_EMULATOR_PORT = 8780
+DEFAULT_WSCHAT_PORT = 8790
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -36,6 +37,7 @@ examples:
   yunhu-stream demo --open               the same, live in your browser
   tail -f build.log | yunhu-stream send --to group:123456
   yunhu-stream emulator --port 8780      a local YunHu to point your bot at
+  yunhu-stream wschat-server             a local WebSocket chat server (docs/wschat.md)
 
 Run 'yunhu-stream COMMAND --help' for each command's options.
 
@@ -57,7 +59,22 @@ examples:
   YUNHU_BASE_URL=http://127.0.0.1:8780/open-apis/v1 YUNHU_TOKEN=… \\
       yunhu-stream send --to group:demo notes.txt
 
+With --wschat URL the message goes to a WebSocket chat server instead (docs/wschat.md):
+the token comes from --wschat-token-file, $YUNHU_WSCHAT_TOKEN, or the token API
+(--app-key, --app-secret, --user-id; the secret also from $YUNHU_WSCHAT_APP_SECRET).
+  echo hi | yunhu-stream send --wschat ws://127.0.0.1:8790/chat --to user:2 \\
+      --app-key demo-key --app-secret demo-secret --user-id bot
+
 {EXIT_CODES_HELP}"""
+
+WSCHAT_EPILOG = """\
+Serves the WebSocket chat protocol of the source document (docs/wschat.md): the token
+API at POST /chat/oauth/token, the chat at ws://HOST:PORT/chat?token=…, and a live
+page of the conversations at http://HOST:PORT/. Runs until Ctrl-C (exit status 0).
+
+examples:
+  yunhu-stream wschat-server
+  yunhu-stream wschat-server --port 9000 --app-key k --app-secret s"""
 
 EMULATOR_EPILOG = """\
 Serves a local YunHu bot API (send-stream, send, edit, recall, messages) and a
@@ -137,7 +154,7 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="count", default=0,
-        help="log more on stderr: -v info, -vv debug (default: warnings only)",
+        help="log more on stderr: -v warnings and info, -vv debug (default: errors only)",
     )
     return common
 
@@ -206,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false",
         help="no progress line (it is shown only when stderr is a terminal)",
     )
+    ws = send.add_argument_group("a WebSocket chat instead of YunHu (docs/wschat.md)")
+    ws.add_argument("--wschat", metavar="URL", help="ws://HOST:PORT/chat of the chat server")
+    ws.add_argument("--wschat-token-file", metavar="PATH",
+                    help="read the chat token from this file (default: $YUNHU_WSCHAT_TOKEN)")
+    ws.add_argument("--app-key", help="get a token from the server's token API with this key")
+    ws.add_argument("--app-secret", help="... and secret (default: $YUNHU_WSCHAT_APP_SECRET)")
+    ws.add_argument("--user-id", help="... for this user (the sender)")
 
     emulator = commands.add_parser(
         "emulator", parents=[common], formatter_class=_FORMATTER, epilog=EMULATOR_EPILOG,
@@ -226,6 +250,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run an HTTPS proxy for YunHu's hosts, for clients whose base URL is fixed "
              "(needs yunhu-stream[proxy])",
     )
+
+    wschat = commands.add_parser(
+        "wschat-server", parents=[common], formatter_class=_FORMATTER, epilog=WSCHAT_EPILOG,
+        help="run a local WebSocket chat server with a live web page",
+        description="Run the WebSocket chat server of the source document until Ctrl-C.",
+    )
+    wschat.add_argument(
+        "--port", type=_port, default=DEFAULT_WSCHAT_PORT,
+        help=f"port to listen on; 0 picks a free one (default: {DEFAULT_WSCHAT_PORT})",
+    )
+    wschat.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    wschat.add_argument("--app-key", default="demo-key",
+                        help="the key the token API accepts (default: demo-key)")
+    wschat.add_argument("--app-secret", default="demo-secret",
+                        help="its secret, which also signs tokens (default: demo-secret)")
 
     demo = commands.add_parser(
         "demo", parents=[common, creds], formatter_class=_FORMATTER, epilog=DEMO_EPILOG,
@@ -262,6 +301,10 @@ def _handler(command: str) -> Callable[[argparse.Namespace, Signals], Awaitable[
         from ._send import run_send
 
         return run_send
+    if command == "wschat-server":
+        from ._wschat import run_wschat_server
+
+        return run_wschat_server
     from ._demo import run_demo, run_emulator
 
     return run_emulator if command == "emulator" else run_demo

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from .. import errors
 from .._client import Bot
 from .._streamer import Streamer
+from ..wschat import WsChat
 from ._common import (
     CliError,
     ExitCode,
@@ -134,56 +139,99 @@ async def pump(
 async def run_send(args: argparse.Namespace, signals: Signals) -> ExitCode:
     """The ``send`` command; returns the exit status (see ExitCode)."""
     out, err = sys.stdout, sys.stderr
+    source: InputSource = args.source
+    cutter = LineCutter(args.invalid_utf8)
+    # On a terminal that is also the input, a redrawn status line would overwrite what
+    # the user is typing; progress is for piped input.
+    progress = Progress(err, enabled=args.progress and err.isatty() and not source.is_terminal)
+    try:
+        async with _destination(args, err) as open_stream:
+            if source.is_terminal and err.isatty():
+                print("reading from the terminal; end the message with Ctrl-D", file=err)
+            await source.start()
+            try:
+                return await _stream(open_stream(), source, cutter, progress, signals, args,
+                                     out, err)
+            finally:
+                progress.done()
+    finally:
+        source.close()
+
+
+@asynccontextmanager
+async def _destination(
+    args: argparse.Namespace, err: TextIO
+) -> AsyncIterator[Callable[[], Streamer]]:
+    """What the message goes to: a YunHu chat through a Bot, or a WebSocket chat."""
+    # Messages closed by rollover are printed, not kept: `tail -f | send` runs for days in
+    # constant memory (an error still carries the message that did not get through).
+    keep = 0 if args.max_message_bytes else None
+    if args.wschat:
+        if args.markdown:
+            raise CliError("--markdown is for YunHu; a WebSocket chat message is text",
+                           ExitCode.USAGE)
+        async with WsChat(args.wschat, token=await _wschat_token(args, err),
+                          reconnect_attempts=args.retries + 1) as chat:
+            yield lambda: chat.stream(args.to, max_message_bytes=args.max_message_bytes,
+                                      max_text_bytes=keep)
+        return
     token = resolve_token(args.token, args.token_file, err=err)
     hide(token)
     if token is None:
         raise CliError(
             "no bot token: set YUNHU_TOKEN or pass --token-file PATH", ExitCode.CONFIG
         )
-    source: InputSource = args.source
-    cutter = LineCutter(args.invalid_utf8)
-    # On a terminal that is also the input, a redrawn status line would overwrite what
-    # the user is typing; progress is for piped input.
-    progress = Progress(err, enabled=args.progress and err.isatty() and not source.is_terminal)
-    if source.is_terminal and err.isatty():
-        print("reading from the terminal; end the message with Ctrl-D", file=err)
-    try:
-        await source.start()
-        bot = Bot(token, base_url=args.base_url, retry_attempts=args.retries + 1)
-        try:
-            async with bot:
-                return await _stream(args, bot, source, cutter, progress, signals, out, err)
-        finally:
-            progress.done()
-    finally:
-        source.close()
+    async with Bot(token, base_url=args.base_url, retry_attempts=args.retries + 1) as bot:
+        yield lambda: bot.stream(
+            args.to,
+            content_type="markdown" if args.markdown else "text",
+            max_message_bytes=args.max_message_bytes,
+            max_text_bytes=keep,
+        )
+
+
+async def _wschat_token(args: argparse.Namespace, err: TextIO) -> str:
+    """The chat token: from a file, $YUNHU_WSCHAT_TOKEN, or the server's token API."""
+    token: str | None = None
+    if args.wschat_token_file is not None:
+        token = resolve_token(None, args.wschat_token_file, err=err)
+    else:
+        token = os.environ.get("YUNHU_WSCHAT_TOKEN", "").strip() or None
+    if token is None and args.app_key and args.user_id:
+        secret = args.app_secret or os.environ.get("YUNHU_WSCHAT_APP_SECRET", "")
+        hide(secret)
+        if not secret:
+            raise CliError("--app-key needs --app-secret (or $YUNHU_WSCHAT_APP_SECRET)",
+                           ExitCode.CONFIG)
+        parts = urlsplit(args.wschat)
+        scheme = "https" if parts.scheme == "wss" else "http"
+        token = await WsChat.fetch_token(f"{scheme}://{parts.netloc}", app_key=args.app_key,
+                                         app_secret=secret, user_id=args.user_id)
+    if token is None:
+        raise CliError(
+            "no chat token: pass --wschat-token-file PATH, set YUNHU_WSCHAT_TOKEN, or give "
+            "--app-key, --app-secret and --user-id", ExitCode.CONFIG)
+    hide(token)
+    return token
 
 
 async def _stream(
-    args: argparse.Namespace,
-    bot: Bot,
+    stream: Streamer,
     source: InputSource,
     cutter: LineCutter,
     progress: Progress,
     signals: Signals,
+    args: argparse.Namespace,
     out: TextIO,
     err: TextIO,
 ) -> ExitCode:
-    stream = bot.stream(
-        args.to,
-        content_type="markdown" if args.markdown else "text",
-        max_message_bytes=args.max_message_bytes,
-        # Delivered messages are not kept: with --max-message-bytes, `tail -f | send`
-        # runs for days in constant memory. An error still carries the undelivered text.
-        max_text_bytes=0,
-    )
     ticker = asyncio.ensure_future(progress.ticker(stream)) if progress.enabled else None
     try:
         try:
             await signals.race(
                 pump(source, cutter, stream, flush_delay=args.flush_delay, progress=progress)
             )
-            progress.update(stream, force=True, note=", waiting for YunHu's answer")
+            progress.update(stream, force=True, note=", waiting for the answer")
             await signals.race(stream.close())
         except BaseException:
             # Interrupted, invalid input, a failed stream or a bug: nothing more may be sent.

@@ -76,23 +76,24 @@ class _Obj:
             return {}
         return _Obj(value, self._at(key)).data
 
-    def req_str(self, key: str) -> str:
-        """A required non-empty string; integers are accepted (ids are numeric)."""
+    def req_str(self, key: str, *, routing: bool = True) -> str:
+        """A required non-empty string; integers are accepted (ids are numeric).
+
+        A ``routing`` id (one a reply is addressed or quoted by) must be valid Unicode:
+        JSON allows a lone surrogate (``"\\ud800"``), which no request can carry.
+        """
         value = self.opt_str(key, None)
         if value is None:
             raise EventParseError(self._at(key), "missing")
         if not value.strip():
             raise EventParseError(self._at(key), "must not be empty")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            # Required strings route the event (ids, types): one YunHu cannot carry
-            # back in a reply is refused here, not deep inside a handler.
-            raise EventParseError(
-                self._at(key),
-                f"cannot be encoded as UTF-8 (lone surrogate at index {exc.start}); "
-                "ids must be valid Unicode text",
-            ) from None
+        if routing and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise EventParseError(
+                    self._at(key), f"not valid Unicode (a lone surrogate at index {exc.start})"
+                ) from None
         return value
 
     def text(self, key: str, default: str = "") -> str:
@@ -286,16 +287,14 @@ def parse_event(data: Mapping[str, Any] | bytes | str) -> Event:
     Raises:
         EventParseError: the body is not UTF-8, not JSON, not an object, or a
             required field is missing or has the wrong type; the message names
-            the field, e.g. ``event.sender.senderId: missing``. A required
-            (routing) field holding a lone surrogate, which no reply could carry,
-            is refused the same way.
+            the field, e.g. ``event.sender.senderId: missing``.
         TypeError: ``data`` is none of the accepted types.
     """
     root = _Obj(_load(data), "")
     header = root.obj("header")
     event_type = header.req_str("eventType")
     base: dict[str, Any] = {
-        "event_id": header.req_str("eventId"),
+        "event_id": header.req_str("eventId", routing=False),
         "event_type": event_type,
         "event_time": header.req_int("eventTime"),
         "version": root.text("version", "1.0"),

@@ -75,11 +75,7 @@ async def sse_response(
 
     If the client goes away, reading stops: a pending read of ``source`` is
     cancelled and ``source.aclose()`` is called (for a :func:`tee` consumer,
-    this detaches it and the other consumers go on). A client that stays
-    connected but stops reading is treated the same way once one write (an
-    event or a keep-alive) has waited ``write_timeout`` seconds for it: the
-    connection is aborted and ``sse_client_dropped`` logged, so a browser tab
-    that never reads cannot hold up a :func:`tee`'d chat reply for ever. If ``source`` raises, an
+    this detaches it and the other consumers go on). If ``source`` raises, an
     ``error_event`` with data ``{"error": "<exception class name>"}`` is sent
     (no message: it could hold internals) and the body is ended cleanly; then
     the exception is re-raised (aiohttp logs it), or with ``raise_errors=False``
@@ -99,8 +95,11 @@ async def sse_response(
         headers: Extra response headers.
         raise_errors: Re-raise the source's exception after ending the body
             (default), or only log it.
-        write_timeout: Seconds one write may wait for the client to read before
-            the client is dropped; ``None`` waits for ever.
+        write_timeout: Seconds one write may wait for the client to take it; a client
+            that keeps the connection open but stops reading is then dropped (the
+            connection is aborted, logged as ``sse_reader_dropped``, and the source
+            closed, so the other readers of a :func:`tee` and the chat reply carry
+            on). ``None`` waits for ever.
 
     Returns:
         The prepared, finished response: return it from the handler.
@@ -144,11 +143,10 @@ class _Relay:
         write_timeout: float | None = None,
     ) -> None:
         self.request = request
+        self.write_timeout = write_timeout
         self.resp = resp
         self.iterator = iterator
         self.keepalive = keepalive
-        self.write_timeout = write_timeout
-        self.stalled = False  # dropped for not reading within write_timeout
         self.lock = asyncio.Lock()
         self.last_write = time.monotonic()
         self.disconnected = False
@@ -157,25 +155,28 @@ class _Relay:
         self.chars = 0
 
     async def write(self, frame: bytes) -> None:
+        stalled = None
         try:
-            await asyncio.wait_for(self._write(frame), self.write_timeout)
-        except asyncio.TimeoutError:
-            # Connected but not reading: drop it rather than hold the source for ever.
-            if not self.stalled:
-                self.stalled = True
-                log.warning("sse_client_dropped", reason="not reading",
-                            write_timeout=self.write_timeout)
-            transport = self.request.transport
-            if transport is not None:
-                transport.abort()
-            raise _ClientGone from None
+            async with self.lock:
+                if self.write_timeout is not None:
+                    stalled = asyncio.get_running_loop().call_later(
+                        self.write_timeout, self._drop_stalled_reader)
+                await self.resp.write(frame)
+                self.last_write = time.monotonic()
         except ConnectionError as exc:
             raise _ClientGone from exc
+        finally:
+            if stalled is not None:
+                stalled.cancel()
 
-    async def _write(self, frame: bytes) -> None:
-        async with self.lock:
-            await self.resp.write(frame)
-            self.last_write = time.monotonic()
+    def _drop_stalled_reader(self) -> None:
+        """A write waited ``write_timeout``: the client holds the connection but does not
+        read. Abort it; the pending write then fails as a disconnect."""
+        log.warning("sse_reader_dropped", write_timeout_s=self.write_timeout,
+                    deltas=self.deltas)
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
 
     def client_gone(self) -> bool:
         transport = self.request.transport
@@ -254,10 +255,7 @@ class _Relay:
             # handler_cancellation option): that cancellation propagates, but is logged
             # as the disconnect it is.
             gone = self.disconnected or self.client_gone()
-            outcome = (
-                "dropped" if self.stalled
-                else "disconnected" if gone else "error" if failure else "done"
-            )
+            outcome = "disconnected" if gone else "error" if failure else "done"
             log.info(
                 "sse_relay_finished",
                 outcome=outcome,

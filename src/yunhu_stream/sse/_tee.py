@@ -11,17 +11,20 @@ from typing import Any, Generic, Literal, TypeVar
 
 from .. import _validate as validate
 from .._exceptions import StreamBrokenError
+from .._log import get_logger
 
 __all__ = ["TeeIterator", "tee"]
 
 T = TypeVar("T")
+
+log = get_logger("sse")
 
 _Entry = tuple[Literal["item", "end", "error"], Any]
 
 
 def tee(
     source: AsyncIterable[T], n: int = 2, *, max_buffer: int = 64,
-    timeout: float | None = None,
+    stall_timeout: float | None = None,
 ) -> tuple[TeeIterator[T], ...]:
     """Split ``source`` into ``n`` async iterators that each yield every item, in order.
 
@@ -37,19 +40,15 @@ def tee(
     An exception raised by the source reaches every open consumer, after the
     items that came before it (the same exception object, raised in each).
 
-    With ``timeout``, a consumer that holds ``max_buffer`` unread items for that
-    many seconds while reading is paused on it is dropped so the others go on: it
-    still gets the items it holds, then :class:`~yunhu_stream.errors.StreamBrokenError`
-    saying why. (A consumer that is a browser, through :func:`sse_response`, is
-    bounded by that function's ``write_timeout`` already.)
-
     Args:
         source: Any async iterable; its ``__anext__`` always runs in the one
             background task, so generators holding task-bound state are safe.
         n: Number of consumers, 1 or more.
         max_buffer: Most unread items one consumer may hold, 1 or more.
-        timeout: Seconds the source may wait for a full consumer before that
-            consumer is dropped; ``None`` (the default) waits for ever.
+        stall_timeout: Seconds the source may wait for a consumer holding
+            ``max_buffer`` unread items; that consumer is then dropped (its next read
+            raises ``StreamBrokenError``, logged as ``tee_reader_dropped``) and the
+            others carry on. ``None`` (default): wait for it for ever.
 
     Returns:
         A tuple of ``n`` :class:`TeeIterator`.
@@ -62,8 +61,8 @@ def tee(
         raise TypeError(f"tee() takes an async iterable, not {type(source).__name__}")
     validate.integer("n", n, minimum=1)
     validate.integer("max_buffer", max_buffer, minimum=1)
-    validate.optional_seconds("timeout", timeout)
-    shared = _Shared(aiter(source), n, max_buffer, timeout)
+    validate.optional_seconds("stall_timeout", stall_timeout)
+    shared = _Shared(aiter(source), n, max_buffer, stall_timeout)
     return tuple(TeeIterator(shared, i) for i in range(n))
 
 
@@ -71,13 +70,14 @@ class _Shared:
     """The state every consumer of one tee shares. Holds no reference to the consumers."""
 
     def __init__(
-        self, iterator: AsyncIterator[Any], n: int, max_buffer: int, timeout: float | None = None
+        self, iterator: AsyncIterator[Any], n: int, max_buffer: int,
+        stall_timeout: float | None = None,
     ) -> None:
         self.iterator = iterator
         self.max_buffer = max_buffer
-        self.timeout = timeout
+        self.stall_timeout = stall_timeout
+        self.dropped: set[int] = set()  # consumers that stalled: only their error is left
         self.queues: list[deque[_Entry] | None] = [deque() for _ in range(n)]
-        self.dropped = [False] * n  # dropped for not reading: no longer fed or waited for
         self.ready = [asyncio.Event() for _ in range(n)]
         self.space = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -85,8 +85,7 @@ class _Shared:
         self.finished = False  # the reader task has stopped reading (end, error or cancel)
 
     def open_queues(self) -> list[deque[_Entry]]:
-        pairs = zip(self.queues, self.dropped, strict=True)
-        return [q for q, gone in pairs if q is not None and not gone]
+        return [q for i, q in enumerate(self.queues) if q is not None and i not in self.dropped]
 
     def start(self) -> None:
         if self.task is None and not self.source_closed:
@@ -96,41 +95,24 @@ class _Shared:
 
     def push(self, entry: _Entry) -> None:
         for i, queue in enumerate(self.queues):
-            if queue is not None and not self.dropped[i]:
+            if queue is not None and i not in self.dropped:
                 queue.append(entry)
                 self.ready[i].set()
-
-    async def wait_for_space(self) -> None:
-        """Wait until no open consumer is full; past ``timeout``, drop the full ones."""
-        loop = asyncio.get_running_loop()
-        deadline = None if self.timeout is None else loop.time() + self.timeout
-        while any(len(q) >= self.max_buffer for q in self.open_queues()):
-            self.space.clear()
-            if deadline is None:
-                await self.space.wait()
-                continue
-            try:
-                await asyncio.wait_for(self.space.wait(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
-                self.drop_full()
-
-    def drop_full(self) -> None:
-        for i, queue in enumerate(self.queues):
-            if queue is None or self.dropped[i] or len(queue) < self.max_buffer:
-                continue
-            self.dropped[i] = True
-            queue.append(("error", StreamBrokenError(
-                f"tee: consumer {i + 1} left {self.max_buffer} items unread for "
-                f"{self.timeout:g} s (timeout) and was dropped so the others go on"
-            )))
-            self.ready[i].set()
 
     async def _pump(self) -> None:
         ended = False
         try:
             async for item in self.iterator:
                 self.push(("item", item))
-                await self.wait_for_space()
+                while any(len(q) >= self.max_buffer for q in self.open_queues()):
+                    self.space.clear()
+                    if self.stall_timeout is None:
+                        await self.space.wait()
+                        continue
+                    try:
+                        await asyncio.wait_for(self.space.wait(), self.stall_timeout)
+                    except asyncio.TimeoutError:
+                        self.drop_stalled()
                 if not self.open_queues():
                     return
             ended = True
@@ -144,6 +126,18 @@ class _Shared:
                 # Cancelled from outside (loop shutdown): do not leave consumers waiting.
                 self.push(("error", StreamBrokenError("tee: the source reader was cancelled")))
             await self.close_source()
+
+    def drop_stalled(self) -> None:
+        """Drop every consumer still holding ``max_buffer`` unread items."""
+        for i, queue in enumerate(self.queues):
+            if queue is None or i in self.dropped or len(queue) < self.max_buffer:
+                continue
+            log.warning("tee_reader_dropped", consumer=i + 1, stall_timeout_s=self.stall_timeout)
+            self.dropped.add(i)
+            self.queues[i] = deque([("error", StreamBrokenError(
+                f"tee: consumer {i + 1} held {self.max_buffer} unread items for "
+                f"{self.stall_timeout:g} s and was dropped"))])
+            self.ready[i].set()
 
     async def close_source(self) -> None:
         if self.source_closed:
