@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,7 +19,8 @@ from ._lifecycle import Lifecycle
 from ._log import get_logger
 from ._ratelimit import Limits
 from ._retry import RetryPolicy
-from ._streamer import Streamer, StreamState
+from ._streamer import Streamer
+from ._tracking import track
 from ._transport import Transport, redact
 from ._types import (
     MEDIA_TYPES,
@@ -39,8 +38,6 @@ DEFAULT_MAX_BUFFER_BYTES = 256 * 1024
 
 log = get_logger("client")
 
-
-_RUNNING = (StreamState.OPEN, StreamState.CLOSING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +135,6 @@ class Bot(Lifecycle):
             recover=self.recover, idle_timeout=self.idle_timeout,
             edit_interval=self.edit_interval, response_timeout=self.response_timeout,
         )
-        self._streams: weakref.WeakSet[Streamer] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"Bot(base_url={self.base_url!r}, token='***')"
@@ -154,23 +150,6 @@ class Bot(Lifecycle):
         t = self._transport
         return BotStatistics(calls_in_flight=t.calls_in_flight,
                              streams_in_flight=t.streams_in_flight)
-
-    @property
-    def open_streams(self) -> int:
-        """Streams of this Bot that have begun and not ended (written to, not closed)."""
-        return sum(s.state in _RUNNING for s in list(self._streams))
-
-    async def finish_streams(self) -> int:
-        """Close every running stream of this Bot with what it has, as its ``close()``
-        would (a server shutting down: delivered, not cut off). A handler writing to
-        one afterwards gets ``StreamClosedError``.
-
-        Returns:
-            How many were closed and delivered.
-        """
-        running = [s for s in list(self._streams) if s.state in _RUNNING]
-        results = await asyncio.gather(*(s.close() for s in running), return_exceptions=True)
-        return sum(not isinstance(r, BaseException) for r in results)
 
     async def _open(self) -> None:
         self._transport.session()
@@ -263,9 +242,9 @@ class Bot(Lifecycle):
             reply_to=reply_to if quote == "fallback" else None,
             first_chunk=first_chunk, gap=gap,
         )
-        stream = Streamer(recipient, content_type, buffer, delivery, stream_log)
-        self._streams.add(stream)
-        return stream
+        streamer = Streamer(recipient, content_type, buffer, delivery, stream_log)
+        track(streamer)  # lets a webhook app finish it at shutdown (see _tracking)
+        return streamer
 
     async def send(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,6 +12,17 @@ Buttons = Sequence[Sequence[Mapping[str, Any]]]
 """Rows of buttons: ``[[{"text": "Docs", "actionType": 1, "url": "https://…"}], …]``."""
 
 _ACTIONS = {1: "url", 2: "value", 3: "value"}
+
+
+def _check_encodable(value: object, name: str) -> None:
+    """Refuse now what could not be sent later: text UTF-8 cannot carry (lone surrogates)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigurationError(
+            f"{name} cannot be encoded as UTF-8 (lone surrogate at index {exc.start} "
+            "of its JSON form); use valid Unicode text"
+        ) from None
 
 
 def check_buttons(buttons: object) -> list[list[dict[str, Any]]] | None:
@@ -52,6 +64,7 @@ def check_buttons(buttons: object) -> list[list[dict[str, Any]]] | None:
                 )
             out.append(dict(button))
         rows.append(out)
+    _check_encodable(rows, "buttons")
     return rows
 
 
@@ -67,6 +80,7 @@ def check_at(at: object) -> list[str] | None:
         raise ConfigurationError(f"at must be a list of user id strings, not {type(at).__name__}")
     if not all(isinstance(u, str) and u for u in at):
         raise ConfigurationError("at must be a list of non-empty user id strings")
+    _check_encodable(list(at), "at")
     return list(at)
 
 

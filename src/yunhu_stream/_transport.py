@@ -24,6 +24,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from ._exceptions import (
     BotClosedError,
+    ConfigurationError,
     ConnectError,
     ConnectTimeoutError,
     HTTPStatusError,
@@ -351,7 +352,14 @@ class Transport:
         session = self.session()
         body: bytes | io.BytesIO | None = None
         if payload is not None:
-            body = json.dumps(payload, ensure_ascii=False).encode()
+            try:
+                body = json.dumps(payload, ensure_ascii=False).encode()
+            except UnicodeEncodeError:
+                # Arguments are checked on the way in; this keeps a missed case typed.
+                raise ConfigurationError(
+                    f"{endpoint}: the request holds text UTF-8 cannot encode (a lone "
+                    "surrogate); use valid Unicode text"
+                ) from None
             if len(body) >= _LARGE_BODY:  # aiohttp warns that raw bytes this large block
                 body = io.BytesIO(body)
         self.calls_in_flight += 1

@@ -104,10 +104,22 @@ def text(name: str, value: object, *, empty: bool = False) -> str:
     return value
 
 
+def encodable(value: str) -> bool:
+    """Whether ``value`` can be encoded as UTF-8 (it holds no lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def identifier(name: str, value: object) -> str:
-    """A non-empty id string without surrounding whitespace (message, user, chat ids)."""
+    """A non-empty id string without surrounding whitespace (message, user, chat ids)
+    that UTF-8 can carry (no lone surrogate)."""
     if not isinstance(value, str) or not value or value.strip() != value:
         raise fail(name, "a non-empty id string without surrounding spaces", value)
+    if not encodable(value):
+        raise fail(name, "an id string UTF-8 can encode (no lone surrogates)", value)
     return value
 
 

@@ -25,17 +25,13 @@ from ._dispatch import (
     Dispatcher,
     DispatcherStatistics,
 )
-from ._guard import GUARD_KEY, ConnectionGuard
+from ._guard import ConnectionGuard
 from ._webhook import BOT_KEY, setup
-
-DEFAULT_HEADER_TIMEOUT = 15.0
-DEFAULT_MAX_CONNECTIONS = 512
 
 log = get_logger("app")
 
-
-def _not_started() -> Any:
-    raise RuntimeError("the BotApp has not started")
+DEFAULT_HEADER_TIMEOUT = 15.0
+DEFAULT_MAX_CONNECTIONS = 512  # well below the usual 1,024 file descriptors
 
 
 class BotApp(Lifecycle):
@@ -53,17 +49,25 @@ class BotApp(Lifecycle):
         base_url: API root; defaults as for :class:`~yunhu_stream.Bot`.
         path: The webhook path YunHu POSTs to.
         max_body_bytes: Largest body accepted; larger ones get HTTP 413.
-        shutdown_timeout: Seconds to let running handlers finish when stopping,
-            before they are cancelled.
+        shutdown_timeout: Seconds stopping may take: running handlers get the first
+            half to finish, then their open replies are closed with what they have
+            (see :class:`Dispatcher`); what is left after that is cancelled.
         dedup_size: How many recent event ids are remembered to drop redeliveries.
-        max_handlers: Handlers running at once; more events get 503 + Retry-After
-            (YunHu delivers them again) instead of being acknowledged and queued.
-        body_timeout: Seconds to receive a request's whole body (408 after).
-        header_timeout: Seconds a new connection gets to send a whole request;
-            also the keep-alive timeout between requests.
-        max_connections: Connections kept open at once; at the cap the oldest one
-            not running a request (idle, or slow) is closed to let a new one in.
+        header_timeout: Seconds a connection may take to send its request headers
+            (counted from connecting, or from the previous answer on a kept-alive
+            connection); slower ones are closed.
+        body_timeout: Seconds the webhook waits for a whole body; slower bodies get
+            HTTP 408 and the connection is closed.
+        max_connections: Most connections open at once. Beyond it, the connection
+            waiting longest without an answer is closed to make room (a slow or idle
+            one; never one inside another route's handler); if none can be, the new
+            one gets HTTP 503. Keep it below the process's file-descriptor limit.
+        max_handlers: Most handlers running at once; an event beyond that gets
+            HTTP 503 with ``Retry-After`` (YunHu delivers it again), not a 200 for
+            work that might be dropped.
         bot_options: More keyword arguments for :class:`~yunhu_stream.Bot`.
+
+    See docs/apps.md ("Hostile peers and load") for how the limits work together.
 
     Raises:
         ConfigurationError: no token, or an option out of range.
@@ -78,10 +82,10 @@ class BotApp(Lifecycle):
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         dedup_size: int = DEFAULT_DEDUP_SIZE,
-        max_handlers: int = DEFAULT_MAX_HANDLERS,
-        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_handlers: int = DEFAULT_MAX_HANDLERS,
         bot_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.dispatcher = Dispatcher(
@@ -91,15 +95,13 @@ class BotApp(Lifecycle):
             max_handlers=max_handlers,
             body_timeout=body_timeout,
         )
-        self.header_timeout = validate.seconds("header_timeout", header_timeout)
-        self.max_connections = validate.integer("max_connections", max_connections, minimum=1)
-        self._server: asyncio.Server | None = None
         self.path = path
-        self._app = web.Application()
-        self._guard = ConnectionGuard(
-            _not_started, max_connections=self.max_connections,
-            header_timeout=self.header_timeout)
-        self._app[GUARD_KEY] = self._guard
+        self.guard = ConnectionGuard(
+            validate.integer("max_connections", max_connections, minimum=1),
+            validate.seconds("header_timeout", header_timeout),
+            path,
+        )
+        self._app = web.Application(middlewares=[self.guard.middleware()])
         setup(
             self._app,
             token,
@@ -109,6 +111,7 @@ class BotApp(Lifecycle):
             bot_options=bot_options,
         )
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self._url: str | None = None
 
     def __repr__(self) -> str:
@@ -172,40 +175,36 @@ class BotApp(Lifecycle):
         self,
         host: str = "0.0.0.0",  # noqa: S104 - YunHu must reach the webhook
         port: int = 8080,
-        **run_app_options: Any,
     ) -> None:
         """Serve until interrupted (Ctrl+C or SIGTERM), then shut down gracefully.
 
         Blocks; do not call it inside a running event loop (use :meth:`start`).
-        Further keyword arguments go to :func:`aiohttp.web.run_app`, which then
-        serves instead (without the connection limits of ``max_connections`` and
-        ``header_timeout``).
+        On the signal it stops accepting connections, answers new events 503,
+        and finishes the running handlers as :meth:`aclose` does.
 
         Raises:
             ValueError: for a bad port.
+            OSError: the address cannot be bound.
         """
         validate.port("port", port)
-        if run_app_options:
-            self._check_fresh()
-            self._state = LifecycleState.OPEN
-            try:
-                web.run_app(self._app, host=host, port=port, **run_app_options)
-            finally:
-                self._state = LifecycleState.CLOSED
-            return
-        asyncio.run(self._serve_until_signal(host, port))
+        self._check_fresh()
+        asyncio.run(self._serve_until_signalled(host, port))
 
-    async def _serve_until_signal(self, host: str, port: int) -> None:
-        stop = asyncio.Event()
+    async def _serve_until_signalled(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
+        stop = asyncio.Event()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
+                loop.add_signal_handler(sig, stop.set)
         try:
-            url = await self.start(host, port)
-            log.info("webhook_serving", url=url)
+            await self.start(host, port)
+            log.info("webhook_serving", port=self._bound_port())
             await stop.wait()
         finally:
+            for sig in signals:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
             await self.aclose()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -220,25 +219,35 @@ class BotApp(Lifecycle):
         """
         validate.port("port", port)
         self._check_fresh()
-        runner = web.AppRunner(
-            self._app, handle_signals=False, keepalive_timeout=self.header_timeout)
+        runner = web.AppRunner(self._app, handle_signals=False)
         self._runner = runner
         try:
             await runner.setup()
-            # Served through the guard (not a TCPSite): it sees every connection.
-            assert runner.server is not None  # set by setup()
-            self._guard.factory = runner.server
-            self._server = await asyncio.get_running_loop().create_server(
-                self._guard, host, port, backlog=1024)
+            server = runner.server
+            assert server is not None  # set up just above
+            # Our own listening socket, so each connection is counted and its header
+            # time bounded (see _guard); aiohttp still handles every request.
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(
+                self.guard.protocol_factory(server, loop), host, port, reuse_address=True
+            )
         except BaseException:
             self._runner = None
+            if self._server is not None:
+                self._server.close()
+                self._server = None
             await runner.cleanup()
             raise
         self._state = LifecycleState.OPEN
-        bound_host, bound_port = self._server.sockets[0].getsockname()[:2]
+        bound_host = self._server.sockets[0].getsockname()[0]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._url = f"http://{shown}:{bound_port}{self.path}"
+        self._url = f"http://{shown}:{self._bound_port()}{self.path}"
         return self._url
+
+    def _bound_port(self) -> int | None:
+        if self._server is None or not self._server.sockets:
+            return None
+        return int(self._server.sockets[0].getsockname()[1])
 
     def _check_fresh(self) -> None:
         if self._state is not LifecycleState.NEW or self._app.frozen:
@@ -253,9 +262,13 @@ class BotApp(Lifecycle):
         runner, self._url, self._runner = self._runner, None, None
         server, self._server = self._server, None
         if server is not None:
-            server.close()  # no new connections; aiohttp closes the open ones
+            server.close()  # no new connections; aiohttp closes the open ones below
+            # Slow or idle connections would hold aiohttp's shutdown for a minute.
+            self.guard.close_waiting()
         if runner is not None:
             await runner.cleanup()
+        if server is not None:
+            await server.wait_closed()
 
     stop = Lifecycle.aclose
     """Alias of :meth:`aclose`: stop serving (see there)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -17,18 +16,25 @@ from .. import _validate as validate
 from .._exceptions import ConfigurationError
 from .._lifecycle import Lifecycle
 from .._log import get_logger, safe
+from .._streamer import StreamState
+from .._tracking import OPEN_STREAMS
 from ..events._models import Event, MessageEvent
 
 if TYPE_CHECKING:
     from .._client import Bot
+    from .._streamer import Streamer
 
 log = get_logger("app")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_DEDUP_SIZE = 4096
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
-DEFAULT_MAX_HANDLERS = 100
-DEFAULT_BODY_TIMEOUT = 10.0
+DEFAULT_MAX_HANDLERS = 256
+DEFAULT_BODY_TIMEOUT = 15.0
+RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` sent with a 503 (handlers all busy, or shutting down)."""
+
+_DIGEST_BYTES = 16  # blake2b-128 per remembered eventId: a collision is not a concern
 
 MessageHandler = Callable[[MessageEvent, "Bot"], Awaitable[object]]
 """``async def handler(event: MessageEvent, bot: Bot) -> None``."""
@@ -52,11 +58,13 @@ class DispatcherStatistics:
     accepted: int  #: events that started a handler
     duplicates: int  #: events skipped because their eventId was seen before
     unhandled: int  #: events no handler matched
-    rejected: int  #: webhook requests answered with an error (4xx, or 503 when busy/stopping)
-    busy: int  #: events refused (503) because max_handlers were running
+    rejected: int  #: webhook requests answered with an error (4xx, or 503 while stopping)
     failed: int  #: handlers that raised
     cancelled: int  #: handlers cancelled at shutdown
     running: int  #: handlers running now
+    busy: int = 0  #: events refused (HTTP 503) because ``max_handlers`` were running
+    finished_at_shutdown: int = 0  #: open replies closed with what they had at shutdown
+    cut_off: int = 0  #: open replies that could not be finished before the timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +107,29 @@ class Dispatcher(Lifecycle):
 
     A handler that raises is logged (``handler_failed`` with the event id) and
     does not affect other handlers. Redeliveries of an ``eventId`` seen among the
-    last ``dedup_size`` events run no handler.
+    last ``dedup_size`` events run no handler; each id is remembered as a 16-byte
+    digest, so the memory is bounded whatever the ids' length.
+
+    At most ``max_handlers`` handlers run at once: an event beyond that is not
+    started (``"busy"``; the webhook answers HTTP 503 with ``Retry-After`` so YunHu
+    delivers it again later) and not remembered as seen.
+
+    :meth:`shutdown` refuses new events, gives running handlers the first half of
+    ``shutdown_timeout`` to finish, then closes the reply streams they still have
+    open (each message ends with what was written: ``finished_at_shutdown``), waits
+    for that up to the rest of the timeout, and then cancels the handlers still
+    running; a reply whose close did not complete in time is counted and logged as
+    cut off (``replies_cut_off_at_shutdown``). A handler that had not written
+    anything yet is cancelled with nothing sent.
 
     Args:
         max_body_bytes: Largest webhook body accepted; larger ones get HTTP 413.
-        dedup_size: How many recent event ids are remembered (0 turns it off); each
-            as a 16-byte digest, so memory is bounded whatever the ids' size.
-        shutdown_timeout: The grace period of :meth:`shutdown`: running handlers get
-            half of it to finish; then their open replies are closed with what they
-            have (delivered, not cut off), and the rest of it to end; what still runs
-            is cancelled, and the cut-off replies are counted in the log.
-        max_handlers: Handlers running at once; an event beyond it is refused
-            (``"busy"``: the webhook answers 503 with ``Retry-After``, so YunHu
-            delivers it again) instead of being acknowledged and queued.
-        body_timeout: Seconds the webhook waits for a request's whole body (408 after).
+        dedup_size: How many recent event ids are remembered (0 turns it off).
+        shutdown_timeout: Seconds :meth:`shutdown` may take in all before cancelling
+            what is left.
+        max_handlers: Most handlers running at once (the webhook answers 503 beyond).
+        body_timeout: Seconds the webhook waits for a request's whole body; a body
+            that trickles in slower gets HTTP 408 and the connection is closed.
 
     Raises:
         ConfigurationError: an option is out of range.
@@ -128,20 +145,20 @@ class Dispatcher(Lifecycle):
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self.max_body_bytes = validate.integer("max_body_bytes", max_body_bytes, minimum=1024)
-        self.max_handlers = validate.integer("max_handlers", max_handlers, minimum=1)
-        self.body_timeout = validate.seconds("body_timeout", body_timeout)
-        self._bots: weakref.WeakSet[Bot] = weakref.WeakSet()
         self.dedup_size = validate.integer("dedup_size", dedup_size, minimum=0)
         self.shutdown_timeout = validate.seconds("shutdown_timeout", shutdown_timeout, zero=True)
+        self.max_handlers = validate.integer("max_handlers", max_handlers, minimum=1)
+        self.body_timeout = validate.seconds("body_timeout", body_timeout)
         self._commands: list[_Route] = []
         self._events: list[_Route] = []
         self._messages: list[_Route] = []
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: dict[asyncio.Task[None], set[Streamer]] = {}
         self._mounted = False
         self._counts = dict.fromkeys(
-            ("received", "accepted", "duplicates", "unhandled", "rejected", "busy", "failed",
-             "cancelled"),
+            ("received", "accepted", "duplicates", "unhandled", "rejected", "failed", "cancelled",
+             "busy", "finished_at_shutdown", "cut_off"),
             0,
         )
 
@@ -287,14 +304,14 @@ class Dispatcher(Lifecycle):
         Returns:
             ``"accepted"`` (a handler started), ``"duplicate"`` (its eventId was
             seen recently), ``"unhandled"`` (no handler matches), ``"busy"``
-            (``max_handlers`` are running; not remembered, so a redelivery runs) or
-            ``"closing"`` (shutdown has begun; nothing started).
+            (``max_handlers`` are running; nothing started, the id not remembered,
+            so a redelivery runs) or ``"closing"`` (shutdown has begun; nothing started).
         """
         if self.closed:
             return "closing"
         self._counts["received"] += 1
-        key = _digest(event.event_id)
-        if self.dedup_size and key in self._seen:
+        key = self._key(event.event_id)
+        if key in self._seen:
             self._seen.move_to_end(key)
             self._counts["duplicates"] += 1
             log.info("event_duplicate", event_id=event.event_id, event_type=event.event_type)
@@ -307,21 +324,32 @@ class Dispatcher(Lifecycle):
             return "unhandled"
         if len(self._tasks) >= self.max_handlers:
             self._counts["busy"] += 1
-            log.info("event_refused_busy", event_id=event.event_id, running=len(self._tasks))
+            log.debug("event_busy", event_id=event.event_id, running=len(self._tasks))
             return "busy"
         self._remember(key)
-        self._bots.add(bot)
         self._counts["accepted"] += 1
+        streams: set[Streamer] = set()
         task = asyncio.create_task(
-            self._run(route, event, bot), name=f"yunhu-handler-{event.event_id}"
+            self._run(route, event, bot, streams), name=f"yunhu-handler-{safe(event.event_id)}"
         )
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._streams[task] = streams
+        task.add_done_callback(self._forget)
         return "accepted"
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._streams.pop(task, None)
 
     def count_rejected(self) -> None:
         """Count one webhook body answered with a 4xx (the webhook calls this)."""
         self._counts["rejected"] += 1
+
+    @staticmethod
+    def _key(event_id: str) -> bytes:
+        """A fixed-size digest of the id: memory per remembered id does not grow with it."""
+        raw = event_id.encode("utf-8", "surrogatepass")  # any str, even an unparsed one
+        return hashlib.blake2b(raw, digest_size=_DIGEST_BYTES).digest()
 
     def _remember(self, key: bytes) -> None:
         if self.dedup_size == 0:
@@ -330,7 +358,8 @@ class Dispatcher(Lifecycle):
         if len(self._seen) > self.dedup_size:
             self._seen.popitem(last=False)
 
-    async def _run(self, route: _Route, event: Event, bot: Bot) -> None:
+    async def _run(self, route: _Route, event: Event, bot: Bot, streams: set[Streamer]) -> None:
+        OPEN_STREAMS.set(streams)  # this task's own context: Bot.stream() records here
         with structlog.contextvars.bound_contextvars(event_id=safe(event.event_id)):
             try:
                 await route.handler(event, bot)
@@ -353,41 +382,58 @@ class Dispatcher(Lifecycle):
                 )
 
     async def _close(self) -> None:
-        """Stop accepting events; give running handlers half of ``shutdown_timeout``,
-        then close their open replies with what they have and give them the other half;
-        then cancel what is left and wait for it to finish cancelling."""
+        """Stop accepting events; let running handlers finish for half of
+        ``shutdown_timeout``; close the reply streams still open (finishing each
+        message with what it has) within the rest; then cancel what is left."""
         if not self._tasks:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout
         pending = set(self._tasks)
-        half = self.shutdown_timeout / 2
         log.info("handlers_draining", running=len(pending), timeout=self.shutdown_timeout)
-        cut_off = 0
+        closing: set[asyncio.Task[None]] = set()
         try:
-            if half > 0:
-                _, pending = await asyncio.wait(pending, timeout=half)
+            if self.shutdown_timeout > 0:
+                _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout / 2)
             if pending:
-                closing = [asyncio.ensure_future(bot.finish_streams()) for bot in self._bots]
-                if half > 0:
-                    await asyncio.wait({*pending, *closing}, timeout=half)
-                    pending = {t for t in pending if not t.done()}
-                finished = sum(c.result() for c in closing if c.done() and not c.exception())
-                log.info("replies_finished_at_shutdown", count=finished)
-                for c in closing:
-                    c.cancel()
+                open_streams = {
+                    s for t in pending for s in self._streams.get(t, ())
+                    if s.state in (StreamState.OPEN, StreamState.CLOSING)
+                }
+                closing = {asyncio.create_task(_finish(s)) for s in open_streams}
+                if closing:
+                    log.info("replies_finishing_at_shutdown", count=len(closing))
+                    left = max(0.0, deadline - loop.time())
+                    if left > 0:
+                        done, _ = await asyncio.wait(closing, timeout=left)
+                    else:
+                        done = set()
+                    self._counts["finished_at_shutdown"] += len(done)
+                # Their replies are finished: the handlers are stopped (cancelled) below
+                # rather than left to fail on their next write.
+                pending = {t for t in pending if not t.done()}
         finally:
             # Also when shutdown() itself is cancelled: no handler may outlive it.
+            cut = {t for t in closing if not t.done()}
+            for task in cut:
+                task.cancel()
+            if cut:
+                await asyncio.gather(*cut, return_exceptions=True)
+                self._counts["cut_off"] += len(cut)
+                log.warning("replies_cut_off_at_shutdown", count=len(cut))
             if pending:
-                cut_off = sum(bot.open_streams for bot in self._bots)
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
-                log.warning("handlers_cancelled_at_shutdown", count=len(pending),
-                            replies_cut_off=cut_off)
+                log.warning("handlers_cancelled_at_shutdown", count=len(pending))
 
     shutdown = Lifecycle.aclose
     """Alias of :meth:`aclose`: stop accepting events and finish the running handlers."""
 
 
-def _digest(event_id: str) -> bytes:
-    """16 bytes standing for an event id, whatever its length (or a lone surrogate)."""
-    return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+async def _finish(stream: Streamer) -> None:
+    """Close one reply at shutdown; its error (with ``.text``) is the handler's to see."""
+    try:
+        await stream.close()
+    except Exception as exc:  # a YunhuError: logged by the stream; nothing to add here
+        log.debug("reply_finish_failed", error=type(exc).__name__)

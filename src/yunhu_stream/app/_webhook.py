@@ -15,8 +15,7 @@ from .._client import Bot
 from .._exceptions import EventParseError
 from .._log import get_logger
 from ..events._parse import parse_event
-from ._dispatch import Dispatcher
-from ._guard import GUARD_KEY
+from ._dispatch import RETRY_AFTER_SECONDS, Dispatcher
 
 log = get_logger("app")
 
@@ -122,13 +121,17 @@ def _webhook_handler(
             return _reject(dispatcher, request, 503, "shutting down")
         try:
             body = await asyncio.wait_for(
-                _read_limited(request, dispatcher.max_body_bytes), dispatcher.body_timeout)
-        except asyncio.TimeoutError:
-            return _reject(dispatcher, request, 408,
-                           f"body not received within {dispatcher.body_timeout:g} s")
+                _read_limited(request, dispatcher.max_body_bytes), dispatcher.body_timeout
+            )
         except (web.RequestPayloadError, ConnectionError) as exc:
             # A corrupt gzip/deflate body, or the sender went away mid-body.
             return _reject(dispatcher, request, 400, f"body could not be read: {exc}")
+        except asyncio.TimeoutError:
+            # A body trickling in (slowloris): free the connection.
+            return _reject(
+                dispatcher, request, 408,
+                f"body not received within body_timeout={dispatcher.body_timeout:g} s",
+            )
         if body is None:
             return _reject(
                 dispatcher, request, 413, f"body larger than {dispatcher.max_body_bytes} bytes"
@@ -137,21 +140,15 @@ def _webhook_handler(
             event = parse_event(body)
         except EventParseError as exc:
             return _reject(dispatcher, request, 400, str(exc))
-        guard = request.app.get(GUARD_KEY)
-        if guard is not None:  # a whole request: not a slow peer, keep this connection
-            guard.handling(request.transport, True)
-        try:
-            outcome = dispatcher.dispatch(event, request.app[BOT_KEY])
-        finally:
-            if guard is not None:
-                guard.handling(request.transport, False)
+        outcome = dispatcher.dispatch(event, request.app[BOT_KEY])
         if outcome == "closing":
             return _reject(dispatcher, request, 503, "shutting down")
-        if outcome == "busy":  # not acknowledged: YunHu delivers it again later
-            response = _reject(dispatcher, request, 503,
-                               f"busy: {dispatcher.max_handlers} handlers running")
-            response.headers["Retry-After"] = "1"
-            return response
+        if outcome == "busy":
+            # Not acknowledged, not remembered: YunHu delivers it again later.
+            return _reject(
+                dispatcher, request, 503,
+                f"busy: {dispatcher.max_handlers} handlers running (max_handlers)",
+            )
         return web.json_response({"ok": True, "eventId": event.event_id, "status": outcome})
 
     return handle
@@ -174,11 +171,17 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 def _reject(dispatcher: Dispatcher, request: web.Request, status: int, reason: str) -> web.Response:
     dispatcher.count_rejected()
-    log.warning(
+    # A 503 under load would otherwise print one warning per refused event.
+    (log.info if status == 503 else log.warning)(
         "webhook_rejected",
         status=status,
         reason=reason[:200],
         remote=request.remote,
         content_length=request.content_length,
     )
-    return web.json_response({"ok": False, "error": reason[:200]}, status=status)
+    response = web.json_response({"ok": False, "error": reason[:200]}, status=status)
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if status == 408:
+        response.force_close()
+    return response
