@@ -291,6 +291,21 @@ class Dispatcher(Lifecycle):
         task.add_done_callback(self._tasks.discard)
         return "accepted"
 
+    async def handle(self, event: Event, bot: Bot) -> DispatchOutcome:
+        """:meth:`dispatch`, after asking the Bot's shared store (``Bot.shared``, Redis)
+        whether another worker has seen this eventId; without one, just dispatch().
+        When the store cannot be reached, the local dedup decides."""
+        shared = bot.shared
+        if shared is not None and self.dedup_size and not self.closed:
+            first = await shared.first_delivery(event.event_id)
+            if first is False:
+                self._counts["received"] += 1
+                self._counts["duplicates"] += 1
+                log.info("event_duplicate", event_id=event.event_id,
+                         event_type=event.event_type, shared=True)
+                return "duplicate"
+        return self.dispatch(event, bot)
+
     def count_rejected(self) -> None:
         """Count one webhook body answered with a 4xx (the webhook calls this)."""
         self._counts["rejected"] += 1
@@ -309,7 +324,7 @@ class Dispatcher(Lifecycle):
     async def _run(self, route: _Route, event: Event, bot: Bot) -> None:
         with structlog.contextvars.bound_contextvars(event_id=safe(event.event_id)):
             try:
-                await route.handler(event, bot)
+                await self._call(route, event, bot)
             except asyncio.CancelledError:
                 self._counts["cancelled"] += 1
                 log.warning(
@@ -327,6 +342,21 @@ class Dispatcher(Lifecycle):
                     event_type=event.event_type,
                     handler=route.describe,
                 )
+
+    @staticmethod
+    async def _call(route: _Route, event: Event, bot: Bot) -> None:
+        """Run the handler; in its chat's turn when the shared store orders chats."""
+        shared = bot.shared
+        if shared is None:
+            await route.handler(event, bot)
+            return
+        try:
+            chat = event.reply_recipient
+        except ConfigurationError:  # no chat: nothing to order
+            await route.handler(event, bot)
+            return
+        async with shared.chat_turn(f"{chat.type}:{chat.id}", event.event_id, event.event_time):
+            await route.handler(event, bot)
 
     async def _close(self) -> None:
         """Stop accepting events, wait up to ``shutdown_timeout`` for running handlers,
