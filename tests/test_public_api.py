@@ -68,6 +68,9 @@ PUBLISHED: dict[str, set[str]] = {
     "yunhu_stream.integrations.nonebot_emulator": {
         "EmulatorAdapter"
     },
+    "yunhu_stream.redis": {
+        "RedisStore", "SharedBot"
+    },
     "yunhu_stream.integrations.astrbot_emulator": {
         "PLATFORM_ID", "PROVIDER_ID", "READY_MARKER", "main", "prepare_root"
     },
@@ -75,7 +78,8 @@ PUBLISHED: dict[str, set[str]] = {
 PUBLIC_MODULES = sorted(PUBLISHED)
 
 # Modules that import a framework (an extra): on a leg without it, they are skipped.
-NEEDS = {"yunhu_stream.integrations.nonebot_emulator": "nonebot"}
+NEEDS = {"yunhu_stream.integrations.nonebot_emulator": "nonebot",
+         "yunhu_stream.redis": "redis"}
 
 
 def import_public(name: str) -> types.ModuleType:

@@ -45,7 +45,7 @@ from ._ratelimit import RateLimiter, Slot
 
 log = get_logger("client")
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "SharedBot"]
 
 # KEYS: window, queue, alive, ticket counter
 # ARGV: n, per_ms, waiter, member, waiter_ttl_ms
