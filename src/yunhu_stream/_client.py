@@ -138,7 +138,7 @@ class Bot(Lifecycle):
         self._shared = self._store.for_token(token.strip()) if self._store else None
         self._api = Api(
             self._transport, Limits(self.rate_limit, self._shared),
-            RetryPolicy(self.retry_attempts, self.retry_max_wait), log,
+            RetryPolicy(self.retry_attempts, self.retry_max_wait), log, self._shared,
         )
         self._settings = StreamSettings(
             recover=self.recover, idle_timeout=self.idle_timeout,

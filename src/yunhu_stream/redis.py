@@ -28,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import itertools
 import math
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -292,6 +294,108 @@ class RedisStore:
         self._recovered()
         return bool(first)
 
+    # -- the registry of in-flight streams ------------------------------------------------
+
+    REGISTRY_TTL = 600.0
+    """Seconds a stream's entry lives after its last update (a crashed process's entry
+    then stops holding back other processes' recoveries)."""
+
+    def _registry_keys(self, token_hash: str, chat: str) -> tuple[str, str, str]:
+        base = f"{self.prefix}:{token_hash}:inflight:{chat}"
+        return f"{base}:live", f"{base}:info", f"{base}:delivered"
+
+    @property
+    def instance_id(self) -> str:
+        """This store's name in the shared queues and the registry (random)."""
+        return self._id
+
+    async def registry_update(self, token_hash: str, chat: str, key: str, started_ms: int,
+                              sent_bytes: int, msg_id: str | None) -> None:
+        """Record (or refresh) one running stream; ``msg_id``: a message it delivered."""
+        if not self._available():
+            return
+        live, info, delivered = self._registry_keys(token_hash, chat)
+        ttl_ms = int(self.REGISTRY_TTL * 1000)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(live, {key: _now_ms()})
+                pipe.hset(info, key, f"{started_ms} {sent_bytes}")
+                if msg_id is not None:
+                    pipe.sadd(delivered, msg_id)
+                    pipe.pexpire(delivered, ttl_ms * 6)
+                pipe.pexpire(live, ttl_ms)
+                pipe.pexpire(info, ttl_ms)
+                await pipe.execute()
+        except _CONNECTION_ERRORS as exc:
+            self._failed("registry", exc)
+
+    async def registry_remove(self, token_hash: str, chat: str, key: str) -> None:
+        """Forget one stream (it ended)."""
+        if not self._available():
+            return
+        live, info, _ = self._registry_keys(token_hash, chat)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(live, key)
+                pipe.hdel(info, key)
+                await pipe.execute()
+        except _CONNECTION_ERRORS as exc:
+            self._failed("registry", exc)
+
+    async def registry_live(self, token_hash: str, chat: str) -> dict[str, tuple[int, int]]:
+        """Other processes' running streams of ``chat``: key → (started ms, bytes)."""
+        if not self._available():
+            return {}
+        live, info, _ = self._registry_keys(token_hash, chat)
+        try:
+            keys = [_text(k) for k in await self._redis.zrangebyscore(
+                live, _now_ms() - int(self.REGISTRY_TTL * 1000), "+inf")]
+            found = await self._redis.hmget(info, keys) if keys else []
+        except _CONNECTION_ERRORS as exc:
+            self._failed("registry", exc)
+            return {}
+        out: dict[str, tuple[int, int]] = {}
+        for name, raw in zip(keys, found, strict=True):
+            if raw is None or name.startswith(self._id + ":"):
+                continue
+            started, sent = _text(raw).split()
+            out[name] = (int(started), int(sent))
+        return out
+
+    async def registry_delivered(self, token_hash: str, chat: str) -> set[str]:
+        """Message ids streams of any process delivered in ``chat``."""
+        if not self._available():
+            return set()
+        try:
+            members = await self._redis.smembers(self._registry_keys(token_hash, chat)[2])
+        except _CONNECTION_ERRORS as exc:
+            self._failed("registry", exc)
+            return set()
+        return {_text(m) for m in members}
+
+    async def claim(self, token_hash: str, msg_id: str) -> bool:
+        """Take ``msg_id`` for a recovery of this store; False if another one has it."""
+        if not self._available():
+            return True
+        try:
+            got = await self._redis.set(f"{self.prefix}:{token_hash}:claim:{msg_id}", self._id,
+                                        nx=True, px=int(self.REGISTRY_TTL * 1000))
+        except _CONNECTION_ERRORS as exc:
+            self._failed("registry", exc)
+            return True
+        return bool(got)
+
+    async def release(self, token_hash: str, msg_id: str) -> None:
+        """Give up a claim of this store."""
+        if not self._available():
+            return
+        key = f"{self.prefix}:{token_hash}:claim:{msg_id}"
+        try:
+            if await self._redis.get(key) == self._id.encode():
+                await self._redis.delete(key)
+        except _CONNECTION_ERRORS as exc:
+            self._failed("registry", exc)
+
     # -- chat order ------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -338,6 +442,7 @@ class SharedBot:
     def __init__(self, store: RedisStore, token: str) -> None:
         self.store = store
         self._token = token_key(token)  # only the hash is kept
+        self._streams = itertools.count()
 
     def __repr__(self) -> str:
         return f"<SharedBot {self.store!r}>"
@@ -355,6 +460,51 @@ class SharedBot:
                   ) -> AbstractAsyncContextManager[bool]:
         """See :meth:`RedisStore.chat_turn`."""
         return self.store.chat_turn(self._token, chat, event_id, event_time)
+
+    # -- the registry of in-flight streams (recovery consults it) -----------------------
+
+    def new_stream_key(self) -> str:
+        """A name for one stream, unique across processes (it starts with this store's)."""
+        return f"{self.store.instance_id}:{next(self._streams)}"
+
+    async def stream_started(self, key: str, chat: str, started_ms: int) -> None:
+        """Register a running stream of ``chat`` (started at ``started_ms``)."""
+        await self.store.registry_update(self._token, chat, key, started_ms, 0, None)
+
+    async def stream_progress(self, key: str, chat: str, started_ms: int, sent_bytes: int,
+                              msg_id: str) -> None:
+        """The stream delivered ``msg_id`` (another process's recovery must not take it)."""
+        await self.store.registry_update(self._token, chat, key, started_ms, sent_bytes, msg_id)
+
+    async def stream_ended(self, key: str, chat: str) -> None:
+        """The stream is over (its messages stay listed as delivered)."""
+        await self.store.registry_remove(self._token, chat, key)
+
+    async def remote_streams(self, chat: str) -> dict[str, tuple[int, int]]:
+        """Streams of ``chat`` running in other processes: key → (started ms, bytes
+        sent at its last finished message). Empty when Redis cannot be reached."""
+        return await self.store.registry_live(self._token, chat)
+
+    async def delivered(self, chat: str) -> set[str]:
+        """Message ids any process's stream delivered in ``chat`` (recently)."""
+        return await self.store.registry_delivered(self._token, chat)
+
+    async def claim(self, msg_id: str) -> bool:
+        """Take ``msg_id`` for one recovery; False if another process's recovery has it.
+        True when Redis cannot be reached (the local claims still hold)."""
+        return await self.store.claim(self._token, msg_id)
+
+    async def release(self, msg_id: str) -> None:
+        """Give up a claim taken with :meth:`claim`."""
+        await self.store.release(self._token, msg_id)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _hide_password(url: object) -> str:
