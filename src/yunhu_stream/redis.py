@@ -122,6 +122,9 @@ if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 return 0
 """
 
+MAX_CONNECTIONS = 32
+"""Connections one store opens to Redis at most (more commands wait for one)."""
+
 _CONNECTION_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -177,10 +180,13 @@ class RedisStore:
         self.retry_after = validate.seconds("retry_after", retry_after, zero=True)
         self.timeout = validate.seconds("timeout", timeout)
         self._url = url
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-            retry_on_timeout=False,
+        # A blocking pool: a burst of streams waits for a connection (up to ``timeout``)
+        # instead of failing, which would send every limiter to its local fallback.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=self.timeout,
+            socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
         )
+        self._redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._restamp = self._redis.register_script(_RESTAMP)
         self._turn = self._redis.register_script(_TURN)
