@@ -186,7 +186,7 @@ class RedisStore:
             url, max_connections=MAX_CONNECTIONS, timeout=self.timeout,
             socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
         )
-        self._redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)  # closes the pool too
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._restamp = self._redis.register_script(_RESTAMP)
         self._turn = self._redis.register_script(_TURN)
