@@ -122,6 +122,12 @@ if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 return 0
 """
 
+# KEYS: a claim; ARGV: this store's id. Delete the claim only if it is ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 MAX_CONNECTIONS = 32
 """Connections one store opens to Redis at most (more commands wait for one)."""
 
@@ -191,6 +197,7 @@ class RedisStore:
         self._restamp = self._redis.register_script(_RESTAMP)
         self._turn = self._redis.register_script(_TURN)
         self._done = self._redis.register_script(_DONE)
+        self._release = self._redis.register_script(_RELEASE)
         self._id = uuid.uuid4().hex  # this process's (this store's) name in the queues
         self._down_until = 0.0
         self._warned = False
@@ -397,8 +404,7 @@ class RedisStore:
             return
         key = f"{self.prefix}:{token_hash}:claim:{msg_id}"
         try:
-            if await self._redis.get(key) == self._id.encode():
-                await self._redis.delete(key)
+            await self._release(keys=[key], args=[self._id])
         except _CONNECTION_ERRORS as exc:
             self._failed("registry", exc)
 
