@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench browser setup test-oldest astrbot-env astrbot-demo
+.PHONY: demo test lint bench browser redis-server setup test-oldest astrbot-env astrbot-demo
 
 # The oldest Python we support, when this machine has one (pyenv's, or python3.10 on PATH).
 PY_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3) $(shell command -v python3.10 2>/dev/null))
@@ -41,6 +41,15 @@ browser:
 		|| echo "WARNING: could not install nodejs: the Markdown renderer tests will skip"; \
 	else echo "note: node not installed and not root: the Markdown renderer tests will skip"; fi
 
+# Debian's redis-server for tests/redis (they start their own on a free loopback port,
+# and skip with the reason where it is missing).
+redis-server:
+	@if command -v redis-server >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server >/dev/null) \
+		|| echo "WARNING: could not install redis-server: tests/redis will skip"; \
+	else echo "note: redis-server not installed and not root: tests/redis will skip"; fi
+
 # AstrBot is too heavy for the test venv (~150 packages): it gets its own, cached by a
 # stamp named after the pinned version (bump ASTRBOT_VERSION to reinstall; a changed
 # pyproject.toml reinstalls yunhu-stream into it). When it cannot be installed, the
@@ -73,7 +82,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy
 
-test: $(STAMP) browser astrbot-env lint
+test: $(STAMP) browser redis-server astrbot-env lint
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-oldest
 

@@ -38,6 +38,36 @@ class InFlight(Protocol):
         """What its current attempt has sent of its current message."""
 
 
+class SharedRegistry(Protocol):
+    """Streams of every process with this token (``yunhu_stream.redis.SharedBot``):
+    what recovery consults so that it never takes another process's message."""
+
+    def new_stream_key(self) -> str:
+        """A name for one stream, unique across processes."""
+
+    async def stream_started(self, key: str, chat: str, started_ms: int) -> None:
+        """A stream of ``chat`` runs."""
+
+    async def stream_progress(self, key: str, chat: str, started_ms: int, sent_bytes: int,
+                              msg_id: str) -> None:
+        """It delivered ``msg_id``."""
+
+    async def stream_ended(self, key: str, chat: str) -> None:
+        """It ended."""
+
+    async def remote_streams(self, chat: str) -> dict[str, tuple[int, int]]:
+        """Other processes' running streams of ``chat``: key → (started ms, bytes)."""
+
+    async def delivered(self, chat: str) -> set[str]:
+        """Message ids any process delivered in ``chat``."""
+
+    async def claim(self, msg_id: str) -> bool:
+        """Take ``msg_id`` for one recovery; False if another process has it."""
+
+    async def release(self, msg_id: str) -> None:
+        """Give up a claim."""
+
+
 def message_info(data: Any, endpoint: str, delivery: Delivery) -> MessageInfo:
     """Read ``data.messageInfo``; a malformed one is an InvalidResponseError."""
     try:
@@ -77,11 +107,14 @@ class Api:
         streams: The streams of this Bot running now (recovery asks them what
             they sent, so it never takes their message for its own).
         claimed: Message ids a running recovery has taken as its own.
+        shared: The registry of every process's streams (Redis), or None.
     """
 
     def __init__(
-        self, transport: Transport, limits: Limits, retry: RetryPolicy, log: Logger
+        self, transport: Transport, limits: Limits, retry: RetryPolicy, log: Logger,
+        shared: SharedRegistry | None = None,
     ) -> None:
+        self.shared = shared
         self.transport = transport
         self.limits = limits
         self.retry = retry

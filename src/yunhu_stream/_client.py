@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
@@ -32,6 +32,9 @@ from ._types import (
     check_content_type,
 )
 from ._uploads import Source, read_upload
+
+if TYPE_CHECKING:
+    from .redis import RedisStore, SharedBot
 
 DEFAULT_BASE_URL = "https://chat-go.jwzhd.com/open-apis/v1"
 DEFAULT_MAX_BUFFER_BYTES = 256 * 1024
@@ -79,6 +82,11 @@ class Bot(Lifecycle):
             is raised, when nothing of it was accepted.
         retry_max_wait: Total seconds of backoff one request may spend on retries.
         edit_interval: Least seconds between two edits of a recovering message.
+        redis: Share the rate limit (and, for BotApp and the integrations, the dedup
+            and chat order) with every process using this token: a ``redis://`` URL
+            or a :class:`~yunhu_stream.redis.RedisStore`. Defaults to
+            ``$YUNHU_REDIS_URL``; needs ``pip install 'yunhu-stream[redis]'``. See
+            docs/deploy.md.
 
     Raises:
         ConfigurationError: no token, or an option out of range.
@@ -101,6 +109,7 @@ class Bot(Lifecycle):
         retry_attempts: int = 5,
         retry_max_wait: float = 30.0,
         edit_interval: float = 1.0,
+        redis: str | RedisStore | None = None,
     ) -> None:
         token = token if token is not None else os.environ.get("YUNHU_TOKEN")
         if not isinstance(token, str) or not token.strip():
@@ -127,9 +136,11 @@ class Bot(Lifecycle):
             token.strip(), url.rstrip("/"), session=session,
             connect_timeout=self.connect_timeout, response_timeout=self.response_timeout,
         )
+        self._store, self._owns_store = _redis_store(redis)
+        self._shared = self._store.for_token(token.strip()) if self._store else None
         self._api = Api(
-            self._transport, Limits(self.rate_limit),
-            RetryPolicy(self.retry_attempts, self.retry_max_wait), log,
+            self._transport, Limits(self.rate_limit, self._shared),
+            RetryPolicy(self.retry_attempts, self.retry_max_wait), log, self._shared,
         )
         self._settings = StreamSettings(
             recover=self.recover, idle_timeout=self.idle_timeout,
@@ -155,7 +166,16 @@ class Bot(Lifecycle):
         self._transport.session()
 
     async def _close(self) -> None:
-        await self._transport.aclose()
+        try:
+            await self._transport.aclose()
+        finally:
+            if self._store is not None and self._owns_store:
+                await self._store.aclose()
+
+    @property
+    def shared(self) -> SharedBot | None:
+        """What this Bot shares with other processes through Redis (None without it)."""
+        return self._shared
 
     close = Lifecycle.aclose
     """Alias of :meth:`aclose`."""
@@ -439,3 +459,23 @@ class Bot(Lifecycle):
         validate.integer("before", before, minimum=1)
         validate.optional_identifier("message_id", message_id)
         return await self._api.messages(recipient, before=before, message_id=message_id)
+
+
+def _redis_store(given: object) -> tuple[RedisStore | None, bool]:
+    """The store ``redis=`` (or ``$YUNHU_REDIS_URL``) names, and whether the Bot owns it."""
+    if given is None:
+        given = os.environ.get("YUNHU_REDIS_URL") or None
+        if given is None:
+            return None, False
+    try:
+        from .redis import RedisStore
+    except ImportError as exc:  # only the extra's client can be missing here
+        raise ConfigurationError(
+            "redis= (or YUNHU_REDIS_URL) needs the redis extra: "
+            "pip install 'yunhu-stream[redis]'"
+        ) from exc
+    if isinstance(given, RedisStore):
+        return given, False
+    if isinstance(given, str):
+        return RedisStore(given), True
+    raise validate.fail("redis", "a redis:// URL, a RedisStore or None", given)

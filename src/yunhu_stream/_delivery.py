@@ -133,6 +133,11 @@ class Delivery:
         started = time.monotonic()
         self.log.debug("stream_opened", content_type=self.content_type)
         self.api.streams.add(self)
+        shared, chat = self.api.shared, f"{self.recipient.type}:{self.recipient.id}"
+        key, started_ms = "", int(time.time() * 1000)
+        if shared is not None:  # other processes' recoveries must know of this stream
+            key = shared.new_stream_key()
+            await shared.stream_started(key, chat, started_ms)
         try:
             if self._reply_to is not None:
                 await self._deliver_whole(parent_id=self._reply_to)
@@ -143,6 +148,9 @@ class Delivery:
                     info = await self._deliver_message()
                     self.messages.append(info)
                     self.api.delivered.append(info.msg_id)
+                    if shared is not None:
+                        await shared.stream_progress(key, chat, started_ms, self.bytes_sent,
+                                                     info.msg_id)
                     if self.buttons or self.at:  # only the closing edit needs it
                         self._last_text = self.buffer.message_text()
                     self.buffer.next_message()
@@ -174,6 +182,8 @@ class Delivery:
                 )
         finally:
             self.api.streams.discard(self)
+            if shared is not None:
+                await shared.stream_ended(key, chat)
 
     def _fail(self, exc: YunhuError) -> None:
         self.error = exc

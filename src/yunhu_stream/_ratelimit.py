@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+from typing import Protocol
 
 
 class Slot:
@@ -14,14 +16,17 @@ class Slot:
     cannot let two windows' worth of requests arrive within one.
     """
 
-    __slots__ = ("at",)
+    __slots__ = ("_on_sent", "at")
 
-    def __init__(self, at: float) -> None:
+    def __init__(self, at: float, on_sent: Callable[[], None] | None = None) -> None:
         self.at = at
+        self._on_sent = on_sent  # a shared limiter re-stamps its own copy of the slot
 
     def sent(self) -> None:
         """The request leaves now: count it from here."""
         self.at = asyncio.get_running_loop().time()
+        if self._on_sent is not None:
+            self._on_sent()
 
 
 class RateLimiter:
@@ -66,15 +71,26 @@ class RateLimiter:
         return slot
 
 
+class SharedLimiter(Protocol):
+    """A limiter several processes share (``yunhu_stream.redis``): the seam of :class:`Limits`."""
+
+    async def acquire(self, endpoint: str, rate: float, local: RateLimiter) -> Slot:
+        """Wait for room on ``endpoint`` in the shared window; when the shared window
+        cannot be reached, wait on ``local`` instead (a reply is never lost to it)."""
+
+
 class Limits:
     """One :class:`RateLimiter` per endpoint, shared by every call and stream of a Bot.
 
     Args:
         rate: Requests per second per endpoint; ``None`` turns limiting off.
+        shared: A limiter shared with other processes; the local limiters are then
+            only its fallback.
     """
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(self, rate: float | None, shared: SharedLimiter | None = None) -> None:
         self.rate = rate
+        self.shared = shared
         self._limiters: dict[str, RateLimiter] = {}
 
     async def acquire(self, endpoint: str) -> Slot | None:
@@ -84,4 +100,6 @@ class Limits:
         limiter = self._limiters.get(endpoint)
         if limiter is None:
             limiter = self._limiters[endpoint] = RateLimiter(self.rate)
+        if self.shared is not None:
+            return await self.shared.acquire(endpoint, self.rate, limiter)
         return await limiter.acquire()

@@ -58,6 +58,7 @@ class Recovery:
     def __init__(self, delivery: Delivery) -> None:
         self._d = delivery
         self._blocked_by: set[object] = set()  # sibling streams the choice waits for
+        self._blocked_remote: set[str] = set()  # other processes' streams it waits for
 
     # -- finding our partial message ----------------------------------------------------
 
@@ -98,7 +99,7 @@ class Recovery:
         own the candidate, :meth:`finish` looks again once that stream has ended).
         """
         d = self._d
-        self._blocked_by = set()
+        self._blocked_by, self._blocked_remote = set(), set()
         items = await self._look()
         if not items:
             return None
@@ -119,6 +120,8 @@ class Recovery:
                 self._blocked_by.update(theirs)
             else:
                 mine[msg_id] = shown
+        if mine and d.api.shared is not None:
+            mine = await self._not_remote(mine, items)
         if not mine:
             return None
         ranked = sorted(((len(t.encode()), m) for m, t in mine.items()), reverse=True)
@@ -126,8 +129,41 @@ class Recovery:
             d.log.warning("recovery_ambiguous", candidates=len(ranked))
             return None
         found = ranked[0][1]
+        if d.api.shared is not None and not await d.api.shared.claim(found):
+            return None  # another process's recovery took it
         d.api.claimed.add(found)
         return found
+
+    async def _not_remote(self, mine: dict[str, str], items: list[dict[str, Any]]
+                          ) -> dict[str, str]:
+        """Drop candidates another process delivered, or that a stream of another
+        process in this chat could still be writing (the choice then waits for it)."""
+        d = self._d
+        assert d.api.shared is not None
+        chat = f"{d.recipient.type}:{d.recipient.id}"
+        delivered = await d.api.shared.delivered(chat)
+        remote = await d.api.shared.remote_streams(chat)
+        sent_at = {i.get("msgId"): i.get("sendTime") for i in items}
+        out: dict[str, str] = {}
+        for msg_id, shown in mine.items():
+            if msg_id in delivered:
+                continue
+            when = sent_at.get(msg_id)
+            theirs = {k for k, (started, _) in remote.items()
+                      if isinstance(when, int) and when >= started - CLOCK_SKEW_MS}
+            if theirs:
+                self._blocked_remote.update(theirs)
+            else:
+                out[msg_id] = shown
+        return out
+
+    async def _remote_ended(self) -> bool:
+        """True once a remote stream the choice waited for has ended."""
+        d = self._d
+        if not self._blocked_remote or d.api.shared is None:
+            return False
+        live = await d.api.shared.remote_streams(f"{d.recipient.type}:{d.recipient.id}")
+        return not self._blocked_remote <= live.keys()
 
     # -- finishing the message ----------------------------------------------------------
 
@@ -145,7 +181,10 @@ class Recovery:
         while not buf.message_done():
             await d.wait_for_writes(settings.edit_interval)
             buf.deliver()
-            if found is None and self._blocked_by and not self._blocked_by <= d.api.streams:
+            if found is None and (
+                (self._blocked_by and not self._blocked_by <= d.api.streams)
+                or await self._remote_ended()
+            ):
                 found = await self.find_partial()  # a stream it could have been finished
             text = buf.message_text()
             size = len(text)
@@ -177,6 +216,8 @@ class Recovery:
             return info
         finally:
             d.api.claimed.discard(found or "")
+            if found and d.api.shared is not None:
+                await d.api.shared.release(found)
 
     async def _final_edit(
         self, msg_id: str, text: str, buttons: Any, at: list[str] | None

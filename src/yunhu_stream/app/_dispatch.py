@@ -341,6 +341,25 @@ class Dispatcher(Lifecycle):
         self._tasks.discard(task)
         self._streams.pop(task, None)
 
+    async def handle(self, event: Event, bot: Bot) -> DispatchOutcome:
+        """:meth:`dispatch`, after asking the Bot's shared store (``Bot.shared``, Redis)
+        whether another worker has seen this eventId; without one, just dispatch().
+        When the store cannot be reached, the local dedup decides."""
+        shared = bot.shared
+        first = None
+        if shared is not None and self.dedup_size and not self.closed:
+            first = await shared.first_delivery(event.event_id)
+            if first is False:
+                self._counts["received"] += 1
+                self._counts["duplicates"] += 1
+                log.info("event_duplicate", event_id=event.event_id,
+                         event_type=event.event_type, shared=True)
+                return "duplicate"
+        outcome = self.dispatch(event, bot)
+        if first and shared is not None and outcome in ("busy", "closing"):
+            await shared.forget_delivery(event.event_id)  # refused: let the redelivery run
+        return outcome
+
     def count_rejected(self) -> None:
         """Count one webhook body answered with a 4xx (the webhook calls this)."""
         self._counts["rejected"] += 1
@@ -362,7 +381,7 @@ class Dispatcher(Lifecycle):
         OPEN_STREAMS.set(streams)  # this task's own context: Bot.stream() records here
         with structlog.contextvars.bound_contextvars(event_id=safe(event.event_id)):
             try:
-                await route.handler(event, bot)
+                await self._call(route, event, bot)
             except asyncio.CancelledError:
                 self._counts["cancelled"] += 1
                 log.warning(
@@ -380,6 +399,21 @@ class Dispatcher(Lifecycle):
                     event_type=event.event_type,
                     handler=route.describe,
                 )
+
+    @staticmethod
+    async def _call(route: _Route, event: Event, bot: Bot) -> None:
+        """Run the handler; in its chat's turn when the shared store orders chats."""
+        shared = bot.shared
+        if shared is None:
+            await route.handler(event, bot)
+            return
+        try:
+            chat = event.reply_recipient
+        except ConfigurationError:  # no chat: nothing to order
+            await route.handler(event, bot)
+            return
+        async with shared.chat_turn(f"{chat.type}:{chat.id}", event.event_id, event.event_time):
+            await route.handler(event, bot)
 
     async def _close(self) -> None:
         """Stop accepting events; let running handlers finish for half of

@@ -140,7 +140,7 @@ def _webhook_handler(
             event = parse_event(body)
         except EventParseError as exc:
             return _reject(dispatcher, request, 400, str(exc))
-        outcome = dispatcher.dispatch(event, request.app[BOT_KEY])
+        outcome = await dispatcher.handle(event, request.app[BOT_KEY])
         if outcome == "closing":
             return _reject(dispatcher, request, 503, "shutting down")
         if outcome == "busy":

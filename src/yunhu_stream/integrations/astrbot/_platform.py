@@ -215,6 +215,11 @@ class YunhuStreamPlatform(Platform):  # type: ignore[misc]  # AstrBot ships no t
         return False
 
     async def _commit(self, event: Event) -> None:
+        shared = self.bot.shared  # Redis (YUNHU_REDIS_URL): another worker may have it
+        if shared is not None and await shared.first_delivery(event.event_id) is False:
+            log.info("event_duplicate", event_id=event.event_id,
+                     event_type=event.event_type, shared=True)
+            return
         if isinstance(event, MessageEvent) and not event.is_group and not self._bot_id:
             self._bot_id = event.chat.id  # a private chat's chatId is the bot's id
             log.info("astrbot_bot_id_learned", bot_id=self._bot_id)

@@ -1,0 +1,76 @@
+"""The shared registry of in-flight streams: one process's recovery never edits the
+message another process is streaming into the same chat."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from tests.redis._support import RedisServer, redis_server
+from yunhu_stream import Bot
+from yunhu_stream.emulator import Emulator
+
+pytestmark = pytest.mark.anyio
+
+GROUP = "group:42"
+COMMON = "好的，"
+A_TEXT = COMMON + "这是第一个回答：" + "".join(f"A{i:03d} " for i in range(40))
+B_TEXT = COMMON + "这是另一个回答：" + "".join(f"B{i:03d} " for i in range(40))
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+def shown(emu: Emulator) -> list[str]:
+    return [m.text for m in emu.chat("group", "42")]
+
+
+async def run(emu: Emulator, redis_url: str | None) -> tuple[str | None, str | None]:
+    """B (one process) pauses at "好的，"; A (another process, its own store) loses its
+    request before a byte arrives and recovers while B is still open. Returns how A's
+    and B's replies were delivered."""
+    options = {"base_url": emu.base_url, "rate_limit": None, "edit_interval": 0.05,
+               "redis": redis_url}
+    async with Bot(emu.token, **options) as bot_a, \
+            Bot(emu.token, **options) as bot_b:  # type: ignore[arg-type]
+        b = bot_b.stream(to=GROUP)
+        await b.write(COMMON)
+        record_b = await emu.wait_for_stream()
+        await record_b.wait_for_bytes(len(COMMON.encode()))
+        emu.faults.drop_after(0)
+        a = bot_a.stream(to=GROUP)
+        await a.write(A_TEXT[:40])
+        await emu.wait_until(lambda: len(emu.streams) == 2)
+        for i in range(40, len(A_TEXT), 20):
+            await a.write(A_TEXT[i:i + 20])
+            await asyncio.sleep(0.05)
+        await a.close()
+        await b.write(B_TEXT[len(COMMON):])
+        await b.close()
+    assert a.message_info is not None and b.message_info is not None
+    return a.message_info.delivery, b.message_info.delivery
+
+
+async def test_a_recovery_leaves_another_processes_live_message_alone(
+    redis: RedisServer,
+) -> None:
+    async with Emulator() as emu:
+        deliveries = await run(emu, redis.url)
+        assert sorted(shown(emu)) == sorted([A_TEXT, B_TEXT])
+    assert deliveries == ("send", "stream")
+
+
+async def test_without_the_registry_it_would_have_taken_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The control: without Redis the two processes cannot know of each other, and A's
+    recovery takes B's message (what the registry above prevents)."""
+    monkeypatch.delenv("YUNHU_REDIS_URL", raising=False)
+    async with Emulator() as emu:
+        await run(emu, None)
+        assert sorted(shown(emu)) != sorted([A_TEXT, B_TEXT])
