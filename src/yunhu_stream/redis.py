@@ -319,7 +319,7 @@ class RedisStore:
         if not self._available():
             return
         try:
-            await self._redis.delete(self._event_key(token_hash, event_id))
+            await self._redis.unlink(self._event_key(token_hash, event_id))
         except _CONNECTION_ERRORS as exc:
             self._failed("dedup", exc)
 
