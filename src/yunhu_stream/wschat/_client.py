@@ -23,7 +23,7 @@ from .._exceptions import (
     ResponseTimeoutError,
     YunhuError,
 )
-from .._lifecycle import Lifecycle, LifecycleState
+from .._lifecycle import Lifecycle
 from .._log import get_logger
 from .._retry import RetryPolicy
 from .._streamer import Streamer
@@ -149,7 +149,7 @@ class WsChat(Lifecycle):
     @property
     def connected(self) -> bool:
         """Whether a connection is up right now."""
-        return self._connected.is_set()
+        return self._connected.is_set() and self._failure is None and self._ws is not None
 
     async def _open(self) -> None:
         self._session = aiohttp.ClientSession()
@@ -416,11 +416,6 @@ class WsChat(Lifecycle):
         delivery = WsDelivery(self, recipient, chat_type(recipient), buffer, stream_log,
                               idle_timeout=self.idle_timeout)
         return Streamer(recipient, "text", buffer, delivery, stream_log)
-
-    @property
-    def open(self) -> bool:
-        """Whether the chat is open (not closed and not given up)."""
-        return self.state is LifecycleState.OPEN and self._failure is None
 
 
 def chat_type(recipient: Recipient) -> str:
