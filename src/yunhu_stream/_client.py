@@ -231,6 +231,10 @@ class Bot(Lifecycle):
                       reason="send-stream has no parentId; pass quote='fallback' to keep it")
         buffer = TranscriptBuffer(buffer_bytes, max_message_bytes, max_text_bytes,
                                   markdown=content_type == "markdown")
+        # A quoted fallback is sent whole at close: its buffer has no bound to wait on
+        # (set here, not when the delivery task first runs, so write_nowait() never
+        # sees a bound before then).
+        buffer.unbounded = reply_to is not None and quote == "fallback"
         delivery = Delivery(
             self._api, self._settings, recipient, content_type, buffer, stream_log,
             buttons=check_buttons(buttons), at=check_at(at),
