@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench browser setup test-oldest astrbot-env astrbot-demo
+.PHONY: demo test lint bench browser setup test-oldest astrbot-env astrbot-demo mutate
 
 # The oldest Python we support, when this machine has one (pyenv's, or python3.10 on PATH).
 PY_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3) $(shell command -v python3.10 2>/dev/null))
@@ -81,3 +81,11 @@ test-oldest:
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Mutation testing of the core (docs/testing.md): slow, so not part of `make test`.
+# MUTATE=src/yunhu_stream/_retry.py limits it to some modules (a glob list).
+MUTATE ?=
+mutate: $(STAMP)
+	$(BIN)/pip install -q -e '.[mutate]'
+	rm -rf mutants
+	$(BIN)/python tests/mutation_score.py $(MUTATE)

@@ -86,11 +86,13 @@ class TestBlockedWriteIsReleased:
 class TestQuoteFallback:
     async def test_write_nowait_never_blocks_a_quoted_fallback(self, emulator: Emulator) -> None:
         """quote="fallback" sends the text whole at close: it has no buffer bound."""
-        async with Bot(emulator.token, base_url=emulator.base_url, rate_limit=None,
-                       max_buffer_bytes=16) as b:
-            async with b.stream("user:1", reply_to="m-quoted", quote="fallback") as s:
-                for i in range(100):  # no yield: the delivery task has not even started
-                    s.write_nowait(f"{i:04d}")
+        async with (
+            Bot(emulator.token, base_url=emulator.base_url, rate_limit=None,
+                max_buffer_bytes=16) as b,
+            b.stream("user:1", reply_to="m-quoted", quote="fallback") as s,
+        ):
+            for i in range(100):  # no yield: the delivery task has not even started
+                s.write_nowait(f"{i:04d}")
         [message] = emulator.chat("user", "1")
         assert message.text == "".join(f"{i:04d}" for i in range(100))
         assert message.parent_id == "m-quoted"

@@ -1,0 +1,45 @@
+"""Run mutmut on the core and print ``mutation score: N%`` (``make mutate``).
+
+Usage: ``python tests/mutation_score.py [MODULE ...]`` where MODULE is a core module
+name such as ``_retry`` (default: every module of ``[tool.mutmut] only_mutate``).
+The score is killed / (killed + survived), leaving out the mutants docs/testing.md
+lists as equivalent (``EQUIVALENT`` below, each with its reason there).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+
+EQUIVALENT: frozenset[str] = frozenset()
+"""Mutant names shown equivalent (they cannot change behaviour); see docs/testing.md."""
+
+
+def main(modules: list[str]) -> int:
+    mutmut = [sys.executable, "-m", "mutmut"]
+    names = [f"yunhu_stream.{m.removesuffix('.py').split('/')[-1]}.*" for m in modules]
+    subprocess.run([*mutmut, "run", "--max-children", "2", *names], check=False)
+    out = subprocess.run([*mutmut, "results", "--all", "true"], capture_output=True,
+                         text=True, check=True).stdout
+    status: dict[str, str] = {}
+    for line in out.splitlines():
+        match = re.match(r"\s*(yunhu_stream\.\S+): (.+)$", line)
+        if match and (not names or any(
+                re.fullmatch(n.replace(".", r"\.").replace("*", ".*"), match[1])
+                for n in names)):
+            status[match[1]] = match[2].strip()
+    counts = Counter(status.values())
+    survived = sorted(n for n, s in status.items() if s == "survived" and n not in EQUIVALENT)
+    for name in survived:
+        print(f"survived: {name}")
+    killed = counts["killed"] + counts["timeout"]
+    print(f"mutants: {dict(counts)}")
+    total = killed + len(survived)
+    print(f"mutation score: {100 * killed / total:.0f}%" if total else "mutation score: n/a")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
