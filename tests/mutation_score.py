@@ -17,8 +17,20 @@ EQUIVALENT: frozenset[str] = frozenset()
 """Mutant names shown equivalent (they cannot change behaviour); see docs/testing.md."""
 
 
+# mutmut's own entry point, not `python -m mutmut` (its trampolines import mutmut.__main__,
+# which must not be the running __main__), on a pytest that dropped Node._nodeid
+# (mutmut 3.6 reads it).
+_MUTMUT = """
+import _pytest.nodes
+if not hasattr(_pytest.nodes.Node, "_nodeid"):
+    _pytest.nodes.Node._nodeid = property(lambda node: node.nodeid)
+from mutmut.__main__ import cli
+cli()
+"""
+
+
 def main(modules: list[str]) -> int:
-    mutmut = [sys.executable, "-m", "mutmut"]
+    mutmut = [sys.executable, "-c", _MUTMUT]
     names = [f"yunhu_stream.{m.removesuffix('.py').split('/')[-1]}.*" for m in modules]
     subprocess.run([*mutmut, "run", "--max-children", "2", *names], check=False)
     out = subprocess.run([*mutmut, "results", "--all", "true"], capture_output=True,
