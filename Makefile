@@ -27,14 +27,15 @@ setup: $(STAMP)
 demo: $(BASE)
 	$(BIN)/yunhu-stream demo
 
-# Debian's chromium and chromedriver for the browser tests; skipped (and those tests
-# skip with the reason) where we are not root and cannot install them.
+# Debian's chromium and chromedriver for the browser tests, and nodejs for the Markdown
+# renderer tests; skipped (and those tests skip with the reason) where we are not root
+# and cannot install them.
 browser:
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && command -v node >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-microhei >/dev/null) \
-		|| echo "WARNING: could not install chromium: browser tests will skip"; \
-	else echo "note: chromium not installed and not root: browser tests will skip"; fi
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-microhei nodejs >/dev/null) \
+		|| echo "WARNING: could not install chromium/nodejs: browser and Markdown tests will skip"; \
+	else echo "note: chromium/nodejs not installed and not root: browser and Markdown tests will skip"; fi
 
 # AstrBot is too heavy for the test venv (~150 packages): it gets its own, cached by a
 # stamp named after the pinned version (bump ASTRBOT_VERSION to reinstall; a changed

@@ -8,6 +8,7 @@ misbehave that way); the pure rules (backoff, split points) are checked on their
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import aiohttp
@@ -312,3 +313,38 @@ class TestRolloverPoints:
         assert len(chat) > 1
         for message in chat:
             assert len(message.text.encode()) <= 200 and message.text.endswith("\n")
+
+
+class TestRetryBoundaries:
+    async def test_a_backoff_that_exactly_spends_max_wait_is_allowed(self) -> None:
+        budget = RetryPolicy(attempts=100, max_wait=0.2, base=0.0, cap=0.0).budget()
+        exc, log = rate_limited(0.1), get_logger("client")
+        assert [await budget.backoff(exc, log, "e") for _ in range(3)] == [True, True, False]
+
+    async def test_each_retry_is_logged_with_attempt_delay_and_error(self) -> None:
+        budget = RetryPolicy(attempts=5, max_wait=10.0, base=0.0, cap=0.0).budget()
+        with capture_logs() as logs:
+            assert await budget.backoff(rate_limited(0.01234), get_logger("client"), "e_retry")
+        [event] = [e for e in logs if e["event"] == "e_retry"]
+        assert event["attempt"] == 1
+        assert event["delay_s"] == 0.012
+        assert event["error"] == "RateLimitedError"
+
+
+class TestRateLimiterWindow:
+    @pytest.mark.parametrize("rate", [0.5, 1.5])
+    async def test_one_request_per_window_below_two_per_second(self, rate: float) -> None:
+        """Below 2/s the window holds one request: the second waits for the first's slot."""
+        from yunhu_stream._ratelimit import RateLimiter
+
+        limiter = RateLimiter(rate)
+        await limiter.acquire()
+        second = asyncio.ensure_future(limiter.acquire())
+        try:
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert not second.done()  # the window (>= 0.76 s) has not passed
+        finally:
+            second.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await second
