@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench browser redis-server setup test-oldest astrbot-env astrbot-demo
+.PHONY: demo test lint bench browser redis-server setup test-oldest astrbot-env astrbot-demo mutate
 
 # The oldest Python we support, when this machine has one (pyenv's, or python3.10 on PATH).
 PY_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3) $(shell command -v python3.10 2>/dev/null))
@@ -27,8 +27,9 @@ setup: $(STAMP)
 demo: $(BASE)
 	$(BIN)/yunhu-stream demo
 
-# Debian's chromium and chromedriver for the browser tests; skipped (and those tests
-# skip with the reason) where we are not root and cannot install them.
+# Debian's chromium and chromedriver for the browser tests, and nodejs for the Markdown
+# renderer tests; skipped (and those tests skip with the reason) where we are not root
+# and cannot install them.
 browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
@@ -95,3 +96,11 @@ test-oldest:
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Mutation testing of the core (docs/testing.md): slow, so not part of `make test`.
+# MUTATE=src/yunhu_stream/_retry.py limits it to some modules (a glob list).
+MUTATE ?=
+mutate: $(STAMP)
+	$(BIN)/pip install -q -e '.[mutate]'
+	rm -rf mutants
+	$(BIN)/python tests/mutation_score.py $(MUTATE)

@@ -81,10 +81,13 @@ def message_info(data: Any, endpoint: str, delivery: Delivery) -> MessageInfo:
 def retryable(exc: YunhuError, *, idempotent: bool) -> bool:
     """Whether a failed JSON call may be tried again.
 
-    What cannot have taken effect always may: a connection that was never made
-    and a 1007 answer. Idempotent calls also retry other network failures and 5xx.
+    What cannot have taken effect always may: a connection that was never made,
+    a 1007 answer and an HTTP 429 (a gateway's "too many requests"). Idempotent
+    calls also retry other network failures and 5xx.
     """
-    if isinstance(exc, (RateLimitedError, ConnectError)):
+    if isinstance(exc, (RateLimitedError, ConnectError)) or (
+        isinstance(exc, HTTPStatusError) and exc.status == 429
+    ):
         return True
     if isinstance(exc, HTTPStatusError) and exc.status == 429:
         return True  # refused before it was processed: safe for any call

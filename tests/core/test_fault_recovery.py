@@ -56,7 +56,7 @@ CASES = [
          errors.StreamBrokenError),
     Case("drop after 0 bytes", lambda e: e.faults.drop_after(0), "send",
          errors.StreamBrokenError),
-    Case("drop after 4 bytes (inside 第)", lambda e: e.faults.drop_after(4), "stream+edit",
+    Case("drop after 4 bytes (inside a character)", lambda e: e.faults.drop_after(4), "stream+edit",
          errors.StreamBrokenError),
     Case("drop after 40 bytes", lambda e: e.faults.drop_after(40), "stream+edit",
          errors.StreamBrokenError),

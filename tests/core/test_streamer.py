@@ -203,17 +203,19 @@ class TestBackpressure:
                        max_buffer_bytes=64 * 1024) as b:
             s = b.stream(to="user:1")
             piece = "x" * 1024
-            with pytest.raises(errors.WouldBlockError, match="buffer is full"):
-                for _ in range(100_000):  # far beyond socket buffers: must refuse
-                    s.write_nowait(piece)
-                    await asyncio.sleep(0)
-            assert s.stats.buffered_bytes <= 64 * 1024
-            written = s.stats.bytes_written
-            blocked = asyncio.ensure_future(s.write(piece))
-            await asyncio.sleep(0.05)
-            assert not blocked.done()
-            assert s.stats.bytes_written == written
-            fault.release()
+            try:
+                with pytest.raises(errors.WouldBlockError, match="buffer is full"):
+                    for _ in range(100_000):  # far beyond socket buffers: must refuse
+                        s.write_nowait(piece)
+                        await asyncio.sleep(0)
+                assert s.stats.buffered_bytes <= 64 * 1024
+                written = s.stats.bytes_written
+                blocked = asyncio.ensure_future(s.write(piece))
+                await asyncio.sleep(0.05)
+                assert not blocked.done()
+                assert s.stats.bytes_written == written
+            finally:
+                fault.release()  # a failed check must fail the test, not hang it
             await blocked
             await s.close()
         assert emulator.streams[-1].text == s.text
