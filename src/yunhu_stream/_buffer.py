@@ -28,6 +28,9 @@ from ._markdown import Block, Split, plan_split, split_here
 CHUNK_CAP = 64 * 1024
 """Largest HTTP chunk the body generator sends at once."""
 
+COALESCE_PASSES = 16
+"""How many event-loop passes a woken reader may wait while writes keep arriving."""
+
 _PARAGRAPH = (b"\n\n",)
 _LINE = (b"\n",)
 _SENTENCE = ("。".encode(), "！".encode(), "？".encode(), b". ", b"! ", b"? ")
@@ -117,6 +120,23 @@ class TranscriptBuffer:
             return True
         done, _ = await asyncio.wait({self._reader}, timeout=timeout)
         return bool(done)
+
+    async def coalesce(self) -> None:
+        """Woken by a write: let the event loop run again while that brings more (at most
+        :data:`COALESCE_PASSES` passes), so a producer that writes on every loop iteration
+        shares one chunk across many writes. A lone write costs one loop pass."""
+        size = len(self.data)
+        for _ in range(COALESCE_PASSES):
+            await asyncio.sleep(0)
+            if len(self.data) == size:
+                return
+            size = len(self.data)
+
+    async def more_to_come(self) -> bool:
+        """After a message ended: wait for the next one's first byte (True) or EOF (False)."""
+        while len(self.data) == self.message_start and not self.eof:
+            await self.wait_for_data(None)
+        return len(self.data) > self.message_start
 
     async def wait_for_write(self, idle: float | None, at_most: float | None = None) -> bool:
         """Wait for a write or EOF, for at most ``at_most`` seconds.

@@ -39,9 +39,6 @@ from ._recovery import Recovery
 from ._transport import STREAM_ENDPOINT, BodySink
 from ._types import MessageInfo, Recipient
 
-COALESCE_PASSES = 16
-"""How many event-loop passes a woken body may wait while writes keep arriving."""
-
 WRITE_THROUGH_AFTER = 0.001
 """Seconds the body must have been quiet before a write is sent by the writer itself:
 writes closer together than this are coalesced by the body instead."""
@@ -154,7 +151,7 @@ class Delivery:
                     if self.buttons or self.at:  # only the closing edit needs it
                         self._last_text = self.buffer.message_text()
                     self.buffer.next_message()
-                    if not await self._more_to_come():
+                    if not await self.buffer.more_to_come():
                         break
             await self._decorate()
         except YunhuError as exc:
@@ -193,12 +190,6 @@ class Delivery:
             "stream_failed", error=type(exc).__name__, detail=str(exc),
             bytes=self.buffer.written, messages=len(self.messages),
         )
-
-    async def _more_to_come(self) -> bool:
-        buf = self.buffer
-        while len(buf.data) == buf.message_start and not buf.eof:
-            await buf.wait_for_data(None)
-        return len(buf.data) > buf.message_start
 
     async def _hold_first_chunk(self, policy: FirstChunk) -> None:
         """Wait until the policy lets the first chunk go (before the request starts)."""
@@ -351,15 +342,7 @@ class Delivery:
                     self.log.debug("stream_gap_split", gap_s=gap)
                     buf.end_here()
                     continue
-                # Woken by a write: let the event loop run again while that brings more,
-                # so a producer that writes on every loop iteration shares one chunk (and
-                # one send) across many writes. A lone write costs one loop pass.
-                size = len(buf.data)
-                for _ in range(COALESCE_PASSES):
-                    await asyncio.sleep(0)
-                    if len(buf.data) == size:
-                        break
-                    size = len(buf.data)
+                await buf.coalesce()  # a fast producer shares one chunk and one send
                 continue
             self._sent(chunk, loop.time())
             if buf.message_done():  # the last chunk: it goes out with the body's end

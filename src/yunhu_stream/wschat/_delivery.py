@@ -15,7 +15,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from .._buffer import TranscriptBuffer
-from .._delivery import COALESCE_PASSES
 from .._exceptions import ConfigurationError, StreamBrokenError, StreamClosedError, YunhuError
 from .._log import DEBUG, Logger
 from .._types import MessageInfo, Recipient
@@ -66,9 +65,7 @@ class WsDelivery:
             while True:
                 self.messages.append(await self._one_message())
                 buf.next_message()
-                while len(buf.data) == buf.message_start and not buf.eof:
-                    await buf.wait_for_data(None)
-                if len(buf.data) == buf.message_start:
+                if not await buf.more_to_come():
                     break
         except YunhuError as exc:
             self._fail(exc)
@@ -113,14 +110,7 @@ class WsDelivery:
                 await self._wait_for_writes()
                 if buf.eof:
                     continue
-                # Woken by a write: let the loop run while writes keep coming, so a
-                # backlog goes in few frames (as the YunHu body does).
-                size = len(buf.data)
-                for _ in range(COALESCE_PASSES):
-                    await asyncio.sleep(0)
-                    if len(buf.data) == size:
-                        break
-                    size = len(buf.data)
+                await buf.coalesce()  # a backlog goes in few frames, as the YunHu body does
                 continue
             await self.chat.send_frame(Frame(
                 type=self.frame_type, target=recipient.id, msg_type=STREAM,
