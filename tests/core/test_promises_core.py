@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from tests._support import serving
 from yunhu_stream import Bot, errors
 from yunhu_stream._buffer import TranscriptBuffer
 from yunhu_stream._log import get_logger
@@ -113,6 +114,23 @@ class TestRetryRules:
             with pytest.raises(errors.HTTPStatusError):
                 await bot.send("user:1", "refused too")
         assert [r.endpoint for r in emulator.requests] == ["send-stream", "send"]
+
+
+    async def test_a_redirect_is_neither_followed_nor_retried(self) -> None:
+        """A 3xx answer to a JSON call is an HTTPStatusError after exactly one request."""
+        seen: list[str] = []
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            await request.read()
+            seen.append(request.path)
+            return web.Response(status=307, headers={"Location": "/elsewhere"})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        async with serving(app) as base, Bot("t", base_url=base) as bot:
+            with pytest.raises(errors.HTTPStatusError) as info:
+                await bot.send("user:1", "hi")
+        assert info.value.status == 307 and seen == ["/bot/send"]
 
 
 # -- timeouts ------------------------------------------------------------------------
