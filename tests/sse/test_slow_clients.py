@@ -1,7 +1,7 @@
 """A browser that keeps the connection open but never reads (issue 12, finding 6).
 
-A three-way variant of tests/sse/test_slow_readers.py: the chat, a silent browser with
-tiny socket buffers on both ends, and a browser that reads.
+Three readers of one answer: the chat, a silent browser with tiny socket buffers on both
+ends, and a browser that reads.
 
 ``tee()`` one answer into a chat (the emulator) and into ``sse_response()`` for two
 browsers on loopback: one reads, one never does. Before, the silent one held the
