@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import contextlib
 import json
 import resource
@@ -56,10 +57,16 @@ def expect(recv_id: str, texts: list[str]) -> dict[str, Any]:
 
 
 async def warm_up(impl: Impl) -> None:
+    """One small unmeasured stream; then a full collection, so that every implementation
+    starts the measured part with the cyclic GC's counters at zero. Without it, where the
+    next full collection falls depends on how many objects each one's imports happened
+    to allocate: in the *many* scenario one 30-60 ms collection landed inside one
+    client's start burst and just after another's, by that accident alone."""
     stream = impl.stream("warm")
     for i in range(3):
         await stream.write(text_for(i))
     await stream.close()
+    gc.collect()
 
 
 async def backlog(impl: Impl, p: dict[str, Any], *, pace: bool = False) -> Result:

@@ -21,9 +21,10 @@ open at the split is closed by a ``tail`` sent after the split and reopened by a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from ._markdown import Block, Split, plan_split, split_here
+from ._log import Logger
+from ._markdown import NO_BLOCK, Split, plan_split, split_here
 
 CHUNK_CAP = 64 * 1024
 """Largest HTTP chunk the body generator sends at once."""
@@ -66,12 +67,12 @@ class TranscriptBuffer:
         self.tail = b""  # sent after it, once the split is reached (a closing fence)
         self._head_due = False
         self._tail_due = False
-        self._carry = Block()  # what is open where the current message starts
-        self._next_carry = Block()  # ... and where it ends
+        self._carry = NO_BLOCK  # what is open where the current message starts
+        self._next_carry = NO_BLOCK  # ... and where it ends
         # Set by the reader while it waits: sends what a write appended, True when it
         # did (the reader stays asleep), False to wake the reader instead.
         self.through: Callable[[], bool] | None = None
-        self._reader: asyncio.Future[None] | None = None
+        self._reader: asyncio.Future[bool] | None = None
         self._space: asyncio.Future[None] | None = None
         self._seen_size = 0  # len(data) when the reader last saw it grow ...
         self._seen_at = 0.0  # ... and when (loop time): what idle_timeout counts from
@@ -95,7 +96,7 @@ class TranscriptBuffer:
             through = self.through
             if through is not None and through():
                 return  # handed on by the write itself: the reader need not wake
-            reader.set_result(None)
+            reader.set_result(True)
             self._reader = None
 
     async def wait_for_room(self) -> None:
@@ -105,20 +106,24 @@ class TranscriptBuffer:
 
     def wake_all(self) -> None:
         """Wake the reader and every blocked writer (state changed: closed, failed)."""
-        for fut in (self._reader, self._space):
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+        if self._reader is not None and not self._reader.done():
+            self._reader.set_result(True)
+        if self._space is not None and not self._space.done():
+            self._space.set_result(None)
 
     # -- reader side ---------------------------------------------------------------------
 
-    async def wait_for_data(self, timeout: float | None) -> bool:
-        """Wait until data or EOF arrives; False if ``timeout`` passed with neither."""
+    def _reader_future(self) -> asyncio.Future[bool]:
+        """The future a write (or :meth:`wake_all`) resolves, with True."""
         if self._reader is None or self._reader.done():
             self._reader = asyncio.get_running_loop().create_future()
+        return self._reader
+
+    async def wait_for_data(self, timeout: float | None) -> bool:
+        """Wait until data or EOF arrives; False if ``timeout`` passed with neither."""
         if timeout is None:
-            await self._reader
-            return True
-        done, _ = await asyncio.wait({self._reader}, timeout=timeout)
+            return await self._reader_future()
+        done, _ = await asyncio.wait({self._reader_future()}, timeout=timeout)
         return bool(done)
 
     async def coalesce(self) -> None:
@@ -137,6 +142,28 @@ class TranscriptBuffer:
         while len(self.data) == self.message_start and not self.eof:
             await self.wait_for_data(None)
         return len(self.data) > self.message_start
+
+    def wait_for_writes(
+        self, idle: float | None, at_most: float | None = None, log: Logger | None = None
+    ) -> Awaitable[object]:
+        """Wait for a write or EOF, for at most ``at_most`` seconds; once ``idle`` seconds
+        have passed since the reader last saw the transcript grow, end it instead (set
+        :attr:`eof`, log ``stream_idle_closed``) without waiting.
+
+        The one place ``idle_timeout`` is applied, for every destination: streaming,
+        recovering and collecting a quoted reply all wait here. With neither bound the
+        awaitable is the reader's future itself, so a parked body holds no coroutine
+        for its wait (with a thousand streams waiting, the GC has less to walk).
+        """
+        if idle is None:
+            return self._reader_future() if at_most is None else self.wait_for_data(at_most)
+        return self._wait_or_close(idle, at_most, log)
+
+    async def _wait_or_close(self, idle: float, at_most: float | None, log: Logger | None) -> None:
+        if not await self.wait_for_write(idle, at_most):
+            if log is not None:
+                log.debug("stream_idle_closed", idle_timeout_s=idle)
+            self.eof = True
 
     async def wait_for_write(self, idle: float | None, at_most: float | None = None) -> bool:
         """Wait for a write or EOF, for at most ``at_most`` seconds.
@@ -238,7 +265,7 @@ class TranscriptBuffer:
             self.message_start = self.split
             self._carry = self._next_carry
         else:
-            self.message_start, self._carry = self.taken, Block()
+            self.message_start, self._carry = self.taken, NO_BLOCK
         self.head, self.tail = self._carry.reopen, b""
         self.split = None
         self.unbounded = False

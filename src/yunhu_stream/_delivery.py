@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -202,16 +203,10 @@ class Delivery:
             left = None if policy.max_wait is None else max(0.0, policy.max_wait - waited)
             await self.wait_for_writes(left)
 
-    async def wait_for_writes(self, at_most: float | None = None) -> None:
-        """Wait for a write or the end, at most ``at_most`` s; end the stream once idle.
-
-        The one place ``idle_timeout`` is applied: streaming, recovering and
-        collecting a quoted reply all wait here.
-        """
-        idle = self.settings.idle_timeout
-        if not await self.buffer.wait_for_write(idle, at_most):
-            self.log.debug("stream_idle_closed", idle_timeout_s=idle)
-            self.buffer.eof = True
+    def wait_for_writes(self, at_most: float | None = None) -> Awaitable[object]:
+        """Wait for a write or the end, at most ``at_most`` s; end the stream once idle
+        (see :meth:`TranscriptBuffer.wait_for_writes`)."""
+        return self.buffer.wait_for_writes(self.settings.idle_timeout, at_most, self.log)
 
     def sent_text(self) -> str:
         """What the current attempt has sent of the current message (what its message
@@ -222,7 +217,7 @@ class Delivery:
 
     async def _deliver_message(self) -> MessageInfo:
         settings = self.settings
-        budget = self.api.retry.budget()
+        budget = None  # made at the first retry: most streams never need one
         while True:
             try:
                 return await self._post_stream()
@@ -245,7 +240,10 @@ class Delivery:
                         ) from exc
                     recovery = Recovery(self)
                     return await recovery.finish(exc, await recovery.find_partial())
-                if not settings.recover or not await budget.backoff(exc, self.log, "stream_retry"):
+                if not settings.recover:
+                    raise
+                budget = budget or self.api.retry.budget()
+                if not await budget.backoff(exc, self.log, "stream_retry"):
                     raise
 
     def _classify(self, exc: YunhuError) -> Failure:

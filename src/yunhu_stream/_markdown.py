@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from . import _validate as validate
 
-__all__ = ["Block", "Fence", "Kind", "Split", "plan_split", "split_here"]
+__all__ = ["NO_BLOCK", "Block", "Fence", "Kind", "Split", "plan_split", "split_here"]
 
 _FENCE = re.compile(rb"^ {0,3}(`{3,}|~{3,})[ \t]*([^\r\n]*?)[ \t]*\r?$")
 _LIST_ITEM = re.compile(rb"^ {0,3}(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
@@ -90,6 +90,10 @@ class Block:
         return self.table_head or b""
 
 
+NO_BLOCK = Block()
+"""Nothing open (a frozen value, shared)."""
+
+
 @dataclass(frozen=True)
 class Split:
     """Where the current message ends, and what goes around the cut.
@@ -104,7 +108,7 @@ class Split:
     at: int
     kind: Kind
     close: bytes = b""
-    carry: Block = Block()
+    carry: Block = NO_BLOCK
 
     @property
     def reopen(self) -> bytes:
@@ -224,7 +228,7 @@ def plan_split(
     start: int,
     limit: int,
     *,
-    carry: Block = Block(),
+    carry: Block = NO_BLOCK,
     earliest: int = 0,
 ) -> Split | None:
     """Where the message that begins at ``start`` should end, or None to wait for more.
@@ -278,7 +282,7 @@ def plan_split(
     return Split(at, Kind.HARD, close, Block(fence=fence))
 
 
-def split_here(data: bytes | bytearray, start: int, carry: Block = Block()) -> Split:
+def split_here(data: bytes | bytearray, start: int, carry: Block = NO_BLOCK) -> Split:
     """A split at the end of ``data`` (a long silence ends the message where it is).
 
     An open code block is closed (on its own line) and carried into the next message.

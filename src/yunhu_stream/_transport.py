@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Literal, cast
+from typing import Any, Literal, NoReturn, cast
 
 import aiohttp
 import aiohttp.payload
@@ -104,12 +104,19 @@ def translating(
     try:
         yield
     except TRANSPORT_EXCEPTIONS as exc:
-        kept = [s for s in secrets if s]
-        detail = redact(f"{type(exc).__name__}: {exc}", kept)
-        translated = (error or _yunhu_error(endpoint))(failure_kind(exc), detail)
-        original = f"{exc!r} {exc}"
-        leaks = any(s in original for s in kept) or _TOKEN_IN_URL.search(original) is not None
-        raise translated from (None if leaks else exc)
+        _raise_translated(exc, endpoint, secrets, error)
+
+
+def _raise_translated(
+    exc: BaseException, endpoint: str, secrets: Iterable[str], error: ErrorFactory | None = None
+) -> NoReturn:
+    """Raise the library's error for ``exc`` (see :func:`translating`)."""
+    kept = [s for s in secrets if s]
+    detail = redact(f"{type(exc).__name__}: {exc}", kept)
+    translated = (error or _yunhu_error(endpoint))(failure_kind(exc), detail)
+    original = f"{exc!r} {exc}"
+    leaks = any(s in original for s in kept) or _TOKEN_IN_URL.search(original) is not None
+    raise translated from (None if leaks else exc)
 
 
 @asynccontextmanager
@@ -388,15 +395,17 @@ class Transport:
         session = self.session()
         self.streams_in_flight += 1
         try:
-            # translating() around the request itself (not request()): this runs once per
-            # streamed reply, and one context manager fewer shows in the benchmarks.
-            with translating(STREAM_ENDPOINT, (self._token,)):
+            # What translating() does, without its context manager: this runs once per
+            # streamed reply, and each object a stream keeps alive shows in the benchmarks.
+            try:
                 async with session.post(
                     self._stream_url, params={"token": self._token, **params}, data=payload,
                     allow_redirects=False, timeout=self._stream_timeout,
                 ) as resp:
                     raw = await read_capped(resp, MAX_RESPONSE_BYTES, STREAM_ENDPOINT)
                     status = resp.status
+            except TRANSPORT_EXCEPTIONS as exc:
+                _raise_translated(exc, STREAM_ENDPOINT, (self._token,))
         finally:
             self.streams_in_flight -= 1
             # An early answer leaves aiohttp's body writer running, and what it

@@ -90,11 +90,6 @@ class WsDelivery:
         self.log.warning("stream_failed", error=type(exc).__name__, detail=str(exc),
                          bytes=self.buffer.written, messages=len(self.messages))
 
-    async def _wait_for_writes(self) -> None:
-        if not await self.buffer.wait_for_write(self.idle_timeout):
-            self.log.debug("stream_idle_closed", idle_timeout_s=self.idle_timeout)
-            self.buffer.eof = True
-
     async def _one_message(self) -> MessageInfo:
         """Stream the current message as ``stream`` frames, then send its final frame."""
         buf, recipient = self.buffer, self.recipient
@@ -107,7 +102,7 @@ class WsDelivery:
             if chunk is None:
                 if buf.message_done():
                     break
-                await self._wait_for_writes()
+                await buf.wait_for_writes(self.idle_timeout, log=self.log)
                 if buf.eof:
                     continue
                 await buf.coalesce()  # a backlog goes in few frames, as the YunHu body does
