@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import contextlib
+import gc
 import json
 import resource
 import sys

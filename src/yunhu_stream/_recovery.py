@@ -18,6 +18,9 @@ edits"): a message is ours only if all of these hold —
 * it could not be the message of another stream of this Bot in the same chat (its
   text is not a prefix of what that stream sent); while one could be, the choice
   waits for that stream to finish;
+* if some of the candidates left carry the streamed-message label (``content.tip``, which
+  YunHu puts on every ``bot/send-stream`` message), the others are dropped: the partial
+  message is a streamed one, so a ``bot/send`` message that happens to match cannot be it;
 * among the candidates left it is the only one, or strictly the longest.
 
 When no message passes, nothing is edited: the whole text is sent fresh.
@@ -71,11 +74,13 @@ class Recovery:
             return None
 
     def _candidates(self, items: list[dict[str, Any]]) -> dict[str, str]:
-        """Messages (id → shown text) that may be the one the failed attempt left."""
+        """Messages (id → shown text) that may be the one the failed attempt left;
+        only the streamed ones (labelled ``tip``) if there are any."""
         d = self._d
         sent = d.buffer.sent_text(d.attempt_sent)
         excluded = d.api.delivered
         out: dict[str, str] = {}
+        streamed: set[str] = set()
         for item in items:
             body = item.get("content")
             shown = body.get("text") if isinstance(body, dict) else None
@@ -89,6 +94,10 @@ class Recovery:
                 and sent_at >= d.attempt_started_ms - CLOCK_SKEW_MS
             ):
                 out[msg_id] = shown
+                if isinstance(body, dict) and body.get("tip"):
+                    streamed.add(msg_id)
+        if streamed:
+            return {m: t for m, t in out.items() if m in streamed}
         return out
 
     async def find_partial(self) -> str | None:
