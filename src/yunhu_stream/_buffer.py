@@ -29,8 +29,9 @@ from ._markdown import NO_BLOCK, Split, plan_split, split_here
 CHUNK_CAP = 64 * 1024
 """Largest HTTP chunk the body generator sends at once."""
 
-COALESCE_PASSES = 16
-"""How many event-loop passes a woken reader may wait while writes keep arriving."""
+COALESCE_SECONDS = 0.001
+"""How long a woken reader gathers writes that keep arriving on every loop pass (the
+delivery's write-through takes over for writes further apart than this)."""
 
 _PARAGRAPH = (b"\n\n",)
 _LINE = (b"\n",)
@@ -74,6 +75,7 @@ class TranscriptBuffer:
         self.through: Callable[[], bool] | None = None
         self._reader: asyncio.Future[bool] | None = None
         self._space: asyncio.Future[None] | None = None
+        self._gathering: asyncio.Future[None] | None = None  # the reader, coalescing
         self._seen_size = 0  # len(data) when the reader last saw it grow ...
         self._seen_at = 0.0  # ... and when (loop time): what idle_timeout counts from
 
@@ -91,6 +93,11 @@ class TranscriptBuffer:
 
     def append(self, chunk: bytes) -> None:
         self.data += chunk
+        gathering = self._gathering
+        if gathering is not None and self._gathered_enough():
+            self._gathering = None
+            if not gathering.done():
+                gathering.set_result(None)
         reader = self._reader
         if reader is not None and not reader.done():
             through = self.through
@@ -126,16 +133,38 @@ class TranscriptBuffer:
         done, _ = await asyncio.wait({self._reader_future()}, timeout=timeout)
         return bool(done)
 
-    async def coalesce(self) -> None:
-        """Woken by a write: let the event loop run again while that brings more (at most
-        :data:`COALESCE_PASSES` passes), so a producer that writes on every loop iteration
-        shares one chunk across many writes. A lone write costs one loop pass."""
+    def _gathered_enough(self) -> bool:
+        """A chunk's worth is waiting, or half the buffer (writers would soon wait)."""
+        return len(self.data) - self.taken >= min(CHUNK_CAP, self.max_pending // 2)
+
+    def coalesce(self) -> asyncio.Future[None]:
+        """Woken by a write: let the event loop run once more; if that brought more
+        writes, the producer is writing on every loop pass, so gather its writes for
+        :data:`COALESCE_SECONDS` into one chunk (less, once a chunk's worth or half the
+        buffer is waiting: writers must not wait for a reader that is only gathering).
+        A lone write costs one loop pass.
+
+        A plain callback and a timer do the watching, not the waiting task: the body's
+        coroutines are stepped once per chunk, not on every pass."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         size = len(self.data)
-        for _ in range(COALESCE_PASSES):
-            await asyncio.sleep(0)
-            if len(self.data) == size:
-                return
-            size = len(self.data)
+
+        def release() -> None:
+            if self._gathering is done:
+                self._gathering = None
+            if not done.done():  # (it is, when the waiting task was cancelled)
+                done.set_result(None)
+
+        def after_one_pass() -> None:
+            if len(self.data) == size or self._gathered_enough():
+                release()
+            elif not done.done():
+                self._gathering = done
+                loop.call_later(COALESCE_SECONDS, release)
+
+        loop.call_soon(after_one_pass)
+        return done
 
     async def more_to_come(self) -> bool:
         """After a message ended: wait for the next one's first byte (True) or EOF (False)."""

@@ -85,6 +85,9 @@ async def _deliver(delivery: StreamDelivery, closers: list[asyncio.Future[None]]
         closers.clear()
 
 
+_OPEN = StreamState.OPEN
+
+
 class Streamer:
     """One message streamed into a chat as it is written.
 
@@ -220,8 +223,8 @@ class Streamer:
         # per token, so every attribute lookup and call here shows in the benchmarks.
         buf = self._buffer
         if (
-            type(text) is str
-            and self._state is StreamState.OPEN
+            self._state is _OPEN
+            and type(text) is str
             and self._delivery.error is None
             and not buf.eof
         ):
@@ -230,10 +233,10 @@ class Streamer:
             except UnicodeEncodeError:
                 pass  # the general path below raises the ValueError that says where
             else:
-                pending = len(buf.data) - buf.taken
-                if buf.unbounded or not pending or pending + len(data) <= buf.max_pending:
-                    buf.append(data)
-                    self._writes += bool(data)
+                if len(buf.data) - buf.taken + len(data) <= buf.max_pending or buf.unbounded:
+                    if data:
+                        buf.append(data)
+                        self._writes += 1
                     return
         data = self._encode(text)
         if not data:
