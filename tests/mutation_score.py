@@ -2,8 +2,9 @@
 
 Usage: ``python tests/mutation_score.py [MODULE ...]`` where MODULE is a core module
 name such as ``_retry`` (default: every module of ``[tool.mutmut] only_mutate``).
-The score is killed / (killed + survived), leaving out the mutants docs/testing.md
-lists as equivalent (``EQUIVALENT`` below, each with its reason there).
+The score is killed / (killed + survived), a mutant no selected test runs ("no tests")
+counting as survived, leaving out the mutants docs/testing.md lists as equivalent
+(``EQUIVALENT`` below, each with its reason there).
 """
 
 from __future__ import annotations
@@ -47,9 +48,11 @@ def main(modules: list[str]) -> int:
                 for n in names)):
             status[match[1]] = match[2].strip()
     counts = Counter(status.values())
-    survived = sorted(n for n, s in status.items() if s == "survived" and n not in EQUIVALENT)
+    # A mutant no selected test even runs is not killed: it counts as a survivor.
+    survived = sorted(n for n, s in status.items()
+                      if s in ("survived", "no tests") and n not in EQUIVALENT)
     for name in survived:
-        print(f"survived: {name}")
+        print(f"{status[name]}: {name}")
     killed = counts["killed"] + counts["timeout"]
     print(f"mutants: {dict(counts)}")
     total = killed + len(survived)
