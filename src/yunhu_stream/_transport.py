@@ -320,10 +320,6 @@ class Transport:
         """True once :meth:`aclose` ran."""
         return self._closed
 
-    def redact(self, text: str) -> str:
-        """``text`` with the token (and any ``token=`` value) replaced by ``***``."""
-        return redact(text, (self._token,))
-
     def session(self) -> aiohttp.ClientSession:
         """The session requests use (made on first use).
 
