@@ -399,17 +399,14 @@ class Delivery:
 
     async def _deliver_whole(self, parent_id: str | None) -> None:
         """Collect the whole text, then send it once (used for quoted replies)."""
-        buf = self.buffer
-        buf.unbounded = True
+        buf = self.buffer  # unbounded since Bot.stream() made it (see there)
         buf.deliver_all()
         while not buf.eof:
             await self.wait_for_writes()
         buf.deliver_all()
-        text = buf.message_text()
-        self.messages.append(
-            await self.send_whole(text, parent_id=parent_id, buttons=self.buttons, at=self.at)
-        )
-        self._last_text = text
+        # The buttons and mentions go on this one message: no closing edit follows.
+        self.messages.append(await self.send_whole(
+            buf.message_text(), parent_id=parent_id, buttons=self.buttons, at=self.at))
 
     async def send_whole(
         self, text: str, *, parent_id: str | None,
