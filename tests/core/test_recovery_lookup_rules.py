@@ -85,3 +85,26 @@ async def test_a_recovered_message_is_edited_at_most_once_per_edit_interval(
             await asyncio.sleep(0.025)
     assert msg.text == s.text
     assert 2 <= msg.edits <= 6, msg.edits
+
+
+async def test_a_leftover_that_cannot_be_recalled_is_logged_with_its_id(
+    emulator: Emulator,
+) -> None:
+    """The partial message cannot be edited (every ``bot/edit`` refused with 1002), so the
+    whole text is sent again; when recalling the leftover fails too,
+    ``recovery_leftover_kept`` names the message left in the chat and the error."""
+    from structlog.testing import capture_logs
+
+    emulator.faults.drop_after(10)
+    emulator.faults.reject(1002, when="before_body", times=None, endpoint="edit")
+    emulator.faults.reject(1002, when="before_body", times=None, endpoint="recall")
+    with capture_logs() as logs:
+        async with make_bot(emulator) as bot, bot.stream(to="user:1") as s:
+            await s.write(ANSWER)
+    partial, whole = emulator.chat("user", "1")
+    assert whole.text == ANSWER and ANSWER.startswith(partial.text)
+    kept = [e for e in logs if e["event"] == "recovery_leftover_kept"]
+    assert kept == [{"event": "recovery_leftover_kept", "log_level": "warning",
+                     "msg_id": partial.msg_id, "error": "InvalidParameterError",
+                     "recv_id": "1", "recv_type": "user"}], kept
+    assert s.message_info is not None and s.message_info.msg_id == whole.msg_id
