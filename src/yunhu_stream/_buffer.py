@@ -166,10 +166,11 @@ class TranscriptBuffer:
         loop.call_soon(after_one_pass)
         return done
 
-    async def more_to_come(self) -> bool:
-        """After a message ended: wait for the next one's first byte (True) or EOF (False)."""
+    async def more_to_come(self, idle: float | None = None, log: Logger | None = None) -> bool:
+        """After a message ended: wait for the next one's first byte (True) or EOF (False);
+        ``idle`` seconds without one end the stream (see :meth:`wait_for_writes`)."""
         while len(self.data) == self.message_start and not self.eof:
-            await self.wait_for_data(None)
+            await self.wait_for_writes(idle, None, log)
         return len(self.data) > self.message_start
 
     def wait_for_writes(
@@ -189,32 +190,19 @@ class TranscriptBuffer:
         return self._wait_or_close(idle, at_most, log)
 
     async def _wait_or_close(self, idle: float, at_most: float | None, log: Logger | None) -> None:
-        if not await self.wait_for_write(idle, at_most):
-            if log is not None:
-                log.debug("stream_idle_closed", idle_timeout_s=idle)
-            self.eof = True
-
-    async def wait_for_write(self, idle: float | None, at_most: float | None = None) -> bool:
-        """Wait for a write or EOF, for at most ``at_most`` seconds.
-
-        Returns False, without waiting, once ``idle`` seconds have passed since the
-        reader last saw the transcript grow: the stream has gone idle and should end.
-        """
-        if idle is None:
-            await self.wait_for_data(at_most)
-            return True
         loop = asyncio.get_running_loop()
         now = loop.time()
         if len(self.data) != self._seen_size or not self._seen_at:
             self._seen_size, self._seen_at = len(self.data), now
-        left = self._seen_at + idle - now
-        if left <= 0:
-            return False
-        if await self.wait_for_data(left if at_most is None else min(left, at_most)):
-            return True
-        return not (
-            len(self.data) == self._seen_size and loop.time() >= self._seen_at + idle
-        )
+        left = self._seen_at + idle - now  # idle counts from when the reader saw it grow
+        if left > 0:
+            if await self.wait_for_data(left if at_most is None else min(left, at_most)):
+                return
+            if len(self.data) != self._seen_size or loop.time() < self._seen_at + idle:
+                return  # only the shorter bound passed
+        if log is not None:
+            log.debug("stream_idle_closed", idle_timeout_s=idle)
+        self.eof = True
 
     def _freed(self) -> None:
         space = self._space
@@ -304,17 +292,15 @@ class TranscriptBuffer:
 
     def _drop_delivered(self) -> None:
         """Forget delivered messages from the front, keeping at most ``max_text`` bytes
-        (never any of the current message), cut at a UTF-8 boundary."""
+        (never any of the current message), cut at a UTF-8 boundary. Called between
+        messages (``taken`` is rewound right after) with more than ``max_text`` kept."""
         assert self.max_text is not None
-        cut = max(0, min(self.message_start, len(self.data) - self.max_text))
+        cut = min(self.message_start, len(self.data) - self.max_text)
         while cut < self.message_start and (self.data[cut] & 0xC0) == 0x80:
             cut += 1
-        if cut <= 0:
-            return
         del self.data[:cut]
         self.dropped += cut
         self.message_start -= cut
-        self.taken -= cut
         self._seen_size -= cut
 
     def end_here(self) -> None:

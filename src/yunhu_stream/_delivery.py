@@ -152,7 +152,8 @@ class Delivery:
                     if self.buttons or self.at:  # only the closing edit needs it
                         self._last_text = self.buffer.message_text()
                     self.buffer.next_message()
-                    if not await self.buffer.more_to_come():
+                    if not await self.buffer.more_to_come(self.settings.idle_timeout,
+                                                          self.log):
                         break
             await self._decorate()
         except YunhuError as exc:

@@ -65,7 +65,7 @@ class WsDelivery:
             while True:
                 self.messages.append(await self._one_message())
                 buf.next_message()
-                if not await buf.more_to_come():
+                if not await buf.more_to_come(self.idle_timeout, self.log):
                     break
         except YunhuError as exc:
             self._fail(exc)

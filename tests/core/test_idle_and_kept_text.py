@@ -1,0 +1,76 @@
+"""``idle_timeout`` counts from the last write, however the delivery waits meanwhile; and
+``max_text_bytes`` keeps the newest text, cut at a character boundary, counting all of it.
+Both were found unpinned by mutation testing (docs/testing.md)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from structlog.testing import capture_logs
+
+from yunhu_stream import Bot, errors
+from yunhu_stream.emulator import Emulator
+
+pytestmark = pytest.mark.anyio
+
+
+def make_bot(emu: Emulator, **kw: object) -> Bot:
+    options: dict[str, object] = {"base_url": emu.base_url, "rate_limit": None}
+    options.update(kw)
+    return Bot(emu.token, **options)  # type: ignore[arg-type]
+
+
+class TestIdleTimeout:
+    async def test_writes_closer_together_than_the_idle_timeout_keep_the_stream_open(
+        self, emulator: Emulator
+    ) -> None:
+        """Writes 0.15 s apart with a 0.6 s idle timeout (4× margin): one message, all
+        of it, and no ``stream_idle_closed``."""
+        with capture_logs() as logs:
+            async with make_bot(emulator, idle_timeout=0.6) as bot, bot.stream("user:1") as s:
+                for i in range(6):
+                    await s.write(f"part {i}. ")
+                    await asyncio.sleep(0.15)
+        assert [m.text for m in emulator.chat("user", "1")] == [s.text]
+        assert not [e for e in logs if e["event"] == "stream_idle_closed"]
+
+    async def test_a_message_ended_by_a_gap_still_idles_out(self, emulator: Emulator) -> None:
+        """After a ``gap`` (0.1 s) ended the message, the stream waits for a next one; that
+        wait too ends the stream once ``idle_timeout`` (0.3 s) has passed since the last
+        write, so a write 1.2 s later (4× the timeout) is refused, as after any idle close.
+        (Before, that wait had no idle timeout: the write was taken as a new message.)"""
+        with capture_logs() as logs:
+            async with make_bot(emulator, idle_timeout=0.3) as bot:
+                s = bot.stream("user:1", gap=0.1)
+                await s.write("before the silence")
+                await emulator.wait_until(lambda: s.stats.messages == 1 or None)
+                await asyncio.sleep(1.2)
+                with pytest.raises(errors.StreamClosedError, match="idle_timeout"):
+                    await s.write("too late")
+                await s.close()
+        assert [m.text for m in emulator.chat("user", "1")] == ["before the silence"]
+        assert [e["event"] for e in logs].count("stream_idle_closed") == 1
+
+
+async def test_kept_text_is_the_newest_bytes_cut_at_a_character(emulator: Emulator) -> None:
+    """With rollover every 64 bytes and ``max_text_bytes=100``, after 1,500 bytes of 3-byte
+    characters ``s.text`` is the newest 99 bytes (33 characters: 100 would cut one), every
+    message in the chat is whole, and the counters still count everything."""
+    text = "".join(chr(0x4E00 + i) for i in range(500))  # 500 CJK characters, 1,500 bytes
+    async with make_bot(emulator) as bot, bot.stream(
+            "user:1", max_message_bytes=64, max_text_bytes=100) as s:
+        for i in range(0, len(text), 7):
+            await s.write(text[i:i + 7])
+    assert s.text == text[-33:]
+    assert s.stats.bytes_written == 1500
+    assert "".join(m.text for m in emulator.chat("user", "1")) == text
+
+
+async def test_a_large_max_text_bytes_keeps_everything(emulator: Emulator) -> None:
+    text = "é" * 300
+    async with make_bot(emulator) as bot, bot.stream(
+            "user:1", max_message_bytes=64, max_text_bytes=10_000) as s:
+        for i in range(0, len(text), 10):
+            await s.write(text[i:i + 10])
+    assert s.text == text
