@@ -98,3 +98,41 @@ async def test_coalesced_chunks_grow_to_half_a_small_buffer(emulator: Emulator) 
             await asyncio.sleep(0)
     assert emulator.chat("user", "1")[-1].text == s.text
     assert s.stats.chunks_sent <= 100, s.stats
+
+
+async def test_a_quoted_fallback_with_buttons_only_needs_no_edit(emulator: Emulator) -> None:
+    buttons = [[{"text": "Again", "actionType": 3, "value": "again"}]]
+    async with make_bot(emulator) as bot:
+        parent = await bot.send("group:1", "question?")
+        async with bot.stream(to="group:1", reply_to=parent.msg_id, quote="fallback",
+                              buttons=buttons) as s:
+            await s.write("the answer")
+    reply = emulator.chat("group", "1")[-1]
+    assert reply.buttons == buttons and reply.edits == 0
+
+
+async def test_a_failed_stream_logs_what_failed_and_raises_with_its_traceback(
+    emulator: Emulator,
+) -> None:
+    """``stream_failed`` carries the error's class and text, the bytes written and the
+    messages delivered; the error the caller gets still shows where it was raised (the
+    delivery's frames), not only the caller's."""
+    from structlog.testing import capture_logs
+
+    emulator.faults.reject(1002, when="before_body")
+    with capture_logs() as logs:
+        async with make_bot(emulator) as bot:
+            s = bot.stream("user:1")
+            await s.write("doomed text")
+            with pytest.raises(errors.APIError) as caught:
+                await s.close()
+    (failed,) = [e for e in logs if e["event"] == "stream_failed"]
+    assert failed["error"] == type(caught.value).__name__
+    assert failed["detail"] == str(caught.value) and failed["detail"]
+    assert failed["bytes"] == len(b"doomed text") and failed["messages"] == 0
+    frames = []
+    tb = caught.value.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert "_post_stream" in frames or "_deliver_message" in frames, frames
