@@ -73,7 +73,7 @@ class TranscriptBuffer:
         # Set by the reader while it waits: sends what a write appended, True when it
         # did (the reader stays asleep), False to wake the reader instead.
         self.through: Callable[[], bool] | None = None
-        self._reader: asyncio.Future[bool] | None = None
+        self._reader: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
         self._gathering: asyncio.Future[None] | None = None  # the reader, coalescing
         self._seen_size = 0  # len(data) when the reader last saw it grow ...
@@ -103,7 +103,7 @@ class TranscriptBuffer:
             through = self.through
             if through is not None and through():
                 return  # handed on by the write itself: the reader need not wake
-            reader.set_result(True)
+            reader.set_result(None)
             self._reader = None
 
     async def wait_for_room(self) -> None:
@@ -113,25 +113,24 @@ class TranscriptBuffer:
 
     def wake_all(self) -> None:
         """Wake the reader and every blocked writer (state changed: closed, failed)."""
-        if self._reader is not None and not self._reader.done():
-            self._reader.set_result(True)
-        if self._space is not None and not self._space.done():
-            self._space.set_result(None)
+        for fut in (self._reader, self._space):
+            if fut is not None and not fut.done():
+                fut.set_result(None)
 
     # -- reader side ---------------------------------------------------------------------
 
-    def _reader_future(self) -> asyncio.Future[bool]:
-        """The future a write (or :meth:`wake_all`) resolves, with True."""
+    def _reader_future(self) -> asyncio.Future[None]:
+        """The future a write (or :meth:`wake_all`) resolves."""
         if self._reader is None or self._reader.done():
             self._reader = asyncio.get_running_loop().create_future()
         return self._reader
 
-    async def wait_for_data(self, timeout: float | None) -> bool:
-        """Wait until data or EOF arrives; False if ``timeout`` passed with neither."""
+    async def wait_for_data(self, timeout: float | None) -> None:
+        """Wait until data or EOF arrives, or ``timeout`` seconds pass."""
         if timeout is None:
-            return await self._reader_future()
-        done, _ = await asyncio.wait({self._reader_future()}, timeout=timeout)
-        return bool(done)
+            await self._reader_future()
+        else:
+            await asyncio.wait({self._reader_future()}, timeout=timeout)
 
     def _gathered_enough(self) -> bool:
         """A chunk's worth is waiting, or half the buffer (writers would soon wait)."""
@@ -196,10 +195,9 @@ class TranscriptBuffer:
             self._seen_size, self._seen_at = len(self.data), now
         left = self._seen_at + idle - now  # idle counts from when the reader saw it grow
         if left > 0:
-            if await self.wait_for_data(left if at_most is None else min(left, at_most)):
-                return
+            await self.wait_for_data(left if at_most is None else min(left, at_most))
             if len(self.data) != self._seen_size or loop.time() < self._seen_at + idle:
-                return  # only the shorter bound passed
+                return  # a write came, or the wait ended for another reason
         if log is not None:
             log.debug("stream_idle_closed", idle_timeout_s=idle)
         self.eof = True
