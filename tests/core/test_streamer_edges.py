@@ -135,4 +135,5 @@ async def test_a_failed_stream_logs_what_failed_and_raises_with_its_traceback(
     while tb is not None:
         frames.append(tb.tb_frame.f_code.co_name)
         tb = tb.tb_next
-    assert "_post_stream" in frames or "_deliver_message" in frames, frames
+    # (substrings: under `make mutate` the frames' names are mutmut's wrappers of them)
+    assert any("_post_stream" in f or "_deliver_message" in f for f in frames), frames
