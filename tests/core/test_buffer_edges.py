@@ -48,6 +48,8 @@ async def test_a_first_chunk_deadline_holds_while_an_idle_timeout_is_set(
         with anyio.fail_after(10):  # far below the idle timeout, far above 0.1 s
             msg = await emulator.wait_for_message("user", "1")
         assert msg.text == "held until the deadline"
+        await s.write(", and more")  # the deadline's end did not end the stream
+    assert msg.text == "held until the deadline, and more"
 
 
 @pytest.mark.anyio

@@ -53,16 +53,20 @@ class TestIdleTimeout:
         assert [e["event"] for e in logs].count("stream_idle_closed") == 1
 
 
-async def test_kept_text_is_the_newest_bytes_cut_at_a_character(emulator: Emulator) -> None:
-    """With rollover every 64 bytes and ``max_text_bytes=100``, after 1,500 bytes of 3-byte
-    characters ``s.text`` is the newest 99 bytes (33 characters: 100 would cut one), every
-    message in the chat is whole, and the counters still count everything."""
+@pytest.mark.parametrize("max_text", [100, 101, 103, 104])
+async def test_kept_text_is_the_newest_bytes_cut_at_a_character(
+    emulator: Emulator, max_text: int
+) -> None:
+    """With rollover every 64 bytes and ``max_text_bytes`` not a multiple of 3, after 1,500
+    bytes of 3-byte characters ``s.text`` is the newest whole characters that fit (100 bytes
+    keep 33: the 34th would be cut), every message in the chat is whole, and the counters
+    still count everything."""
     text = "".join(chr(0x4E00 + i) for i in range(500))  # 500 CJK characters, 1,500 bytes
     async with make_bot(emulator) as bot, bot.stream(
-            "user:1", max_message_bytes=64, max_text_bytes=100) as s:
+            "user:1", max_message_bytes=64, max_text_bytes=max_text) as s:
         for i in range(0, len(text), 7):
             await s.write(text[i:i + 7])
-    assert s.text == text[-33:]
+    assert s.text == text[-(max_text // 3):]
     assert s.stats.bytes_written == 1500
     assert "".join(m.text for m in emulator.chat("user", "1")) == text
 

@@ -66,7 +66,9 @@ async def test_a_quoted_fallback_keeps_its_buttons_and_mentions(emulator: Emulat
         parent = await bot.send("group:1", "question?")
         async with bot.stream(to="group:1", reply_to=parent.msg_id, quote="fallback",
                               buttons=buttons, at=["u-42"]) as s:
-            await s.write("the answer")
+            await s.write("the ")
+            await asyncio.sleep(0)  # the delivery task starts collecting
+            await s.write("answer")
     reply = emulator.chat("group", "1")[-1]
     assert (reply.text, reply.parent_id) == ("the answer", parent.msg_id)
     assert reply.buttons == buttons and reply.at == ["u-42"]
