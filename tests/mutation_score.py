@@ -18,6 +18,37 @@ EQUIVALENT: frozenset[str] = frozenset({
     # `wait > 0` -> `>= 0` and `wait <= 0` -> `< 0`: differ only when a float wait is exactly 0.
     "yunhu_stream._ratelimit.xǁRateLimiterǁacquire__mutmut_4",
     "yunhu_stream._ratelimit.xǁRateLimiterǁacquire__mutmut_9",
+    # The idle wait's `left > 0` -> `>= 0` and `<` -> `<=`: the same, for float times.
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_wait_or_close__mutmut_10",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_wait_or_close__mutmut_20",
+    # `pos > 0` -> `>= 0`: data is valid UTF-8, so index 0 starts a character.
+    "yunhu_stream._buffer.x_utf8_floor__mutmut_3",
+    # `cut < message_start` -> `<=`: the current message starts on a character.
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_drop_delivered__mutmut_9",
+    # `size <= soft` -> `<`: at size == soft the window [soft, size) is empty.
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_30",
+    # rfind bounds: the condition already requires an occurrence inside [lo, hi), so the
+    # last one before hi is it (47); with none inside, the value is <= 2 < lo (54, 55).
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_47",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_54",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_55",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_58",
+    # The condition tests for an occurrence in [lo, hi) whatever the spelling (find, > 0,
+    # >= 1: lo >= 48, as max_message >= 64); a default of +1 or -2, or best >= lo, cannot
+    # pass lo either (59-64).
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_59",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_60",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_61",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_62",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_63",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_64",
+    # `size > hard` -> `>=`: at size == hard the split is hard, now or at the next byte.
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_66",
+    # The default arguments of _StreamPayload.decode, which refuses whatever they are.
+    "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_1",
+    "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_2",
+    "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_3",
+    "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_4",
 })
 """Mutant names shown equivalent (they cannot change behaviour); see docs/testing.md."""
 
