@@ -44,6 +44,12 @@ EQUIVALENT: frozenset[str] = frozenset({
     "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_64",
     # `size > hard` -> `>=`: at size == hard the split is hard, now or at the next byte.
     "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_66",
+    # sent_text decodes whole chunks, which end on characters, so the error handler
+    # ("ignore", dropped or misspelt) never runs; "UTF-8" names the same codec.
+    "yunhu_stream._buffer.xǁTranscriptBufferǁsent_text__mutmut_10",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁsent_text__mutmut_15",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁsent_text__mutmut_16",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁsent_text__mutmut_17",
     # The default arguments of _StreamPayload.decode, which refuses whatever they are.
     "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_1",
     "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_2",

@@ -104,3 +104,28 @@ async def test_recovery_keeps_the_mentions_and_logs_a_failed_final_edit(
     finals = [e for e in logs if e["event"] == "recovery_edit_failed" and e.get("final")]
     assert finals and finals[0]["final"] is True
     assert finals[0]["error"] == "InvalidParameterError"
+
+
+async def test_recovery_logs_what_it_recovers_and_never_makes_writes_wait(
+    emulator: Emulator,
+) -> None:
+    """Once a drop mid-body hands the stream to recovery, ``stream_recovering`` names the
+    error, the message found and the bytes the attempt had sent; and since the text now
+    goes out by edit, writes are not held to ``max_buffer_bytes`` (1 KiB here):
+    ``write_nowait`` of 10 KiB does not raise."""
+    from structlog.testing import capture_logs
+
+    emulator.faults.drop_after(10)
+    with capture_logs() as logs:
+        async with make_bot(emulator, max_buffer_bytes=1024) as bot, \
+                bot.stream("user:1") as s:
+            await s.write("0123456789abcdef")
+            msg = await emulator.wait_for_message("user", "1")
+            await emulator.wait_until(lambda: msg.edits >= 1 or None)  # recovering
+            for _ in range(10):
+                s.write_nowait("y" * 1024)
+    assert msg.text == s.text and len(s.text) == 16 + 10 * 1024
+    (event,) = [e for e in logs if e["event"] == "stream_recovering"]
+    assert event["found_msg_id"] == msg.msg_id
+    assert event["error"] and event["error"] != "NoneType"
+    assert event["sent_bytes"] == 16
