@@ -100,10 +100,17 @@ async def test_recovery_keeps_the_mentions_and_logs_a_failed_final_edit(
     emulator.faults.reject(1002, when="before_body", times=None, endpoint="edit")
     with capture_logs() as logs:
         async with make_bot(emulator) as bot, bot.stream("group:2") as s:
-            await s.write("0123456789abcdef and the rest")
-    finals = [e for e in logs if e["event"] == "recovery_edit_failed" and e.get("final")]
+            await s.write("0123456789abcdef")
+            await emulator.wait_for_message("group", "2")
+            for i in range(8):  # written while recovery looks (0.3 s), then edits
+                await asyncio.sleep(0.1)
+                await s.write(f" more {i}")
+    failed = [e for e in logs if e["event"] == "recovery_edit_failed"]
+    finals = [e for e in failed if e.get("final")]
     assert finals and finals[0]["final"] is True
     assert finals[0]["error"] == "InvalidParameterError"
+    ongoing = [e for e in failed if "final" not in e]  # the edits while it was written
+    assert ongoing and all(e["error"] == "InvalidParameterError" for e in ongoing), failed
 
 
 async def test_recovery_logs_what_it_recovers_and_never_makes_writes_wait(
