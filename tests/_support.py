@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 import yunhu_stream
-from yunhu_stream.emulator import StreamRecord
+from yunhu_stream.emulator import Emulator, StreamRecord
 
 
 def http_chunks(record: StreamRecord) -> list[bytes]:
@@ -80,3 +80,10 @@ async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[
         yield url
     finally:
         await runner.cleanup()
+
+
+def emulator_bot(emu: Emulator, **options: Any) -> yunhu_stream.Bot:
+    """A Bot on ``emu`` with no rate limit and fast recovery edits; ``options`` override."""
+    settings: dict[str, Any] = {"base_url": emu.base_url, "rate_limit": None,
+                                "edit_interval": 0.02, **options}
+    return yunhu_stream.Bot(emu.token, **settings)

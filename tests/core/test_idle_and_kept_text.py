@@ -9,16 +9,11 @@ import asyncio
 import pytest
 from structlog.testing import capture_logs
 
-from yunhu_stream import Bot, errors
+from tests._support import emulator_bot
+from yunhu_stream import errors
 from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
-
-
-def make_bot(emu: Emulator, **kw: object) -> Bot:
-    options: dict[str, object] = {"base_url": emu.base_url, "rate_limit": None}
-    options.update(kw)
-    return Bot(emu.token, **options)  # type: ignore[arg-type]
 
 
 class TestIdleTimeout:
@@ -28,7 +23,7 @@ class TestIdleTimeout:
         """Writes 0.15 s apart with a 0.6 s idle timeout (4× margin): one message, all
         of it, and no ``stream_idle_closed``."""
         with capture_logs() as logs:
-            async with make_bot(emulator, idle_timeout=0.6) as bot, bot.stream("user:1") as s:
+            async with emulator_bot(emulator, idle_timeout=0.6) as bot, bot.stream("user:1") as s:
                 for i in range(6):
                     await s.write(f"part {i}. ")
                     await asyncio.sleep(0.15)
@@ -41,7 +36,7 @@ class TestIdleTimeout:
         write, so a write 1.2 s later (4× the timeout) is refused, as after any idle close.
         (Before, that wait had no idle timeout: the write was taken as a new message.)"""
         with capture_logs() as logs:
-            async with make_bot(emulator, idle_timeout=0.3) as bot:
+            async with emulator_bot(emulator, idle_timeout=0.3) as bot:
                 s = bot.stream("user:1", gap=0.1)
                 await s.write("before the silence")
                 await emulator.wait_until(lambda: s.stats.messages == 1 or None)
@@ -62,7 +57,7 @@ async def test_kept_text_is_the_newest_bytes_cut_at_a_character(
     keep 33: the 34th would be cut), every message in the chat is whole, and the counters
     still count everything."""
     text = "".join(chr(0x4E00 + i) for i in range(500))  # 500 CJK characters, 1,500 bytes
-    async with make_bot(emulator) as bot, bot.stream(
+    async with emulator_bot(emulator) as bot, bot.stream(
             "user:1", max_message_bytes=64, max_text_bytes=max_text) as s:
         for i in range(0, len(text), 7):
             await s.write(text[i:i + 7])
@@ -73,7 +68,7 @@ async def test_kept_text_is_the_newest_bytes_cut_at_a_character(
 
 async def test_a_large_max_text_bytes_keeps_everything(emulator: Emulator) -> None:
     text = "é" * 300
-    async with make_bot(emulator) as bot, bot.stream(
+    async with emulator_bot(emulator) as bot, bot.stream(
             "user:1", max_message_bytes=64, max_text_bytes=10_000) as s:
         for i in range(0, len(text), 10):
             await s.write(text[i:i + 10])

@@ -12,6 +12,7 @@ import asyncio
 
 import pytest
 
+from tests._support import emulator_bot
 from yunhu_stream import Bot
 from yunhu_stream.emulator import Emulator
 
@@ -21,12 +22,7 @@ ANSWER = "Hello, world: this is the whole answer."
 
 
 def make_bot(emu: Emulator, **kw: object) -> Bot:
-    options: dict[str, object] = {
-        "base_url": emu.base_url, "response_timeout": 5.0, "edit_interval": 0.02,
-        "retry_max_wait": 5.0, "rate_limit": None,
-    }
-    options.update(kw)
-    return Bot(emu.token, **options)  # type: ignore[arg-type]
+    return emulator_bot(emu, response_timeout=5.0, retry_max_wait=5.0, **kw)
 
 
 async def test_a_sent_reply_that_starts_the_same_way_is_not_taken_for_the_streamed_partial(

@@ -10,21 +10,16 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from yunhu_stream import Bot, FirstChunk, StreamState, errors
+from tests._support import emulator_bot
+from yunhu_stream import FirstChunk, StreamState, errors
 from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
 
 
-def make_bot(emu: Emulator, **kw: object) -> Bot:
-    options: dict[str, object] = {"base_url": emu.base_url, "rate_limit": None}
-    options.update(kw)
-    return Bot(emu.token, **options)  # type: ignore[arg-type]
-
-
 class TestPipe:
     async def test_a_source_that_is_not_async_iterable_is_named(self, emulator: Emulator) -> None:
-        async with make_bot(emulator) as bot, bot.stream("user:1") as s:
+        async with emulator_bot(emulator) as bot, bot.stream("user:1") as s:
             with pytest.raises(TypeError, match="async iterable of str, not list"):
                 await s.pipe(["a", "b"])  # type: ignore[arg-type]
 
@@ -32,7 +27,7 @@ class TestPipe:
         async def source() -> AsyncIterator[str]:
             yield "x"
 
-        async with make_bot(emulator) as bot, bot.stream("user:1") as s:
+        async with emulator_bot(emulator) as bot, bot.stream("user:1") as s:
             with pytest.raises(errors.ConfigurationError,
                                match="on_error must be 'close' or 'abort', not 'drop'"):
                 await s.pipe(source(), on_error="drop")  # type: ignore[arg-type]
@@ -48,7 +43,7 @@ class TestPipe:
             await asyncio.sleep(0.05)
             raise RuntimeError("model went away")
 
-        async with make_bot(emulator) as bot:
+        async with emulator_bot(emulator) as bot:
             s = bot.stream("user:1")
             with pytest.raises(RuntimeError, match="model went away"):
                 await s.pipe(source(), on_error="abort")
@@ -62,7 +57,7 @@ async def test_a_quoted_fallback_keeps_its_buttons_and_mentions(emulator: Emulat
     """``quote="fallback"`` sends the whole text with ``bot/send``: quoted, and with the
     stream's buttons and mentions on that one message (no edit needed afterwards)."""
     buttons = [[{"text": "Again", "actionType": 3, "value": "again"}]]
-    async with make_bot(emulator) as bot:
+    async with emulator_bot(emulator) as bot:
         parent = await bot.send("group:1", "question?")
         async with bot.stream(to="group:1", reply_to=parent.msg_id, quote="fallback",
                               buttons=buttons, at=["u-42"]) as s:
@@ -79,7 +74,7 @@ async def test_a_first_chunk_is_held_until_its_deadline(emulator: Emulator) -> N
     """Short of ``min_chars``, the first chunk waits for ``max_wait`` (1 s): nothing is in the
     chat a third of the way there, and the text arrives after it."""
     held = FirstChunk(min_chars=1000, max_wait=1.0)
-    async with make_bot(emulator) as bot, bot.stream("user:1", first_chunk=held) as s:
+    async with emulator_bot(emulator) as bot, bot.stream("user:1", first_chunk=held) as s:
         await s.write("short")
         await asyncio.sleep(0.3)
         assert emulator.chat("user", "1") == [] and emulator.streams == []
@@ -92,7 +87,7 @@ async def test_coalesced_chunks_grow_to_half_a_small_buffer(emulator: Emulator) 
     """With a 4 KiB buffer and 100-byte writes on every loop pass, the body gathers about
     half the buffer (~20 writes) per chunk: 400 writes make some 20 chunks, not hundreds,
     and no write had to wait."""
-    async with make_bot(emulator, max_buffer_bytes=4096) as bot, bot.stream("user:1") as s:
+    async with emulator_bot(emulator, max_buffer_bytes=4096) as bot, bot.stream("user:1") as s:
         await s.write("start ")
         await emulator.wait_for_stream()
         for i in range(400):
@@ -104,7 +99,7 @@ async def test_coalesced_chunks_grow_to_half_a_small_buffer(emulator: Emulator) 
 
 async def test_a_quoted_fallback_with_buttons_only_needs_no_edit(emulator: Emulator) -> None:
     buttons = [[{"text": "Again", "actionType": 3, "value": "again"}]]
-    async with make_bot(emulator) as bot:
+    async with emulator_bot(emulator) as bot:
         parent = await bot.send("group:1", "question?")
         async with bot.stream(to="group:1", reply_to=parent.msg_id, quote="fallback",
                               buttons=buttons) as s:
@@ -123,7 +118,7 @@ async def test_a_failed_stream_logs_what_failed_and_raises_with_its_traceback(
 
     emulator.faults.reject(1002, when="before_body")
     with capture_logs() as logs:
-        async with make_bot(emulator) as bot:
+        async with emulator_bot(emulator) as bot:
             s = bot.stream("user:1")
             await s.write("doomed text")
             with pytest.raises(errors.APIError) as caught:

@@ -11,18 +11,11 @@ import asyncio
 import anyio
 import pytest
 
-from tests._support import free_port
+from tests._support import emulator_bot, free_port
 from yunhu_stream import Bot, errors
 from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
-
-
-def make_bot(emu: Emulator, **kw: object) -> Bot:
-    options: dict[str, object] = {"base_url": emu.base_url, "rate_limit": None,
-                                  "edit_interval": 0.02}
-    options.update(kw)
-    return Bot(emu.token, **options)  # type: ignore[arg-type]
 
 
 async def test_a_write_after_a_quiet_spell_is_sent_before_write_returns(
@@ -31,7 +24,7 @@ async def test_a_write_after_a_quiet_spell_is_sent_before_write_returns(
     """10 ms after the last chunk (the threshold is 1 ms), ``write()`` frames the text and
     hands it to the connection itself: the bytes are counted as sent when it returns, with
     no loop pass for a body task in between."""
-    async with make_bot(emulator) as bot, bot.stream("user:1") as s:
+    async with emulator_bot(emulator) as bot, bot.stream("user:1") as s:
         await s.write("first ")
         await emulator.wait_for_stream()
         await emulator.wait_until(lambda: s.stats.bytes_sent == 6 or None)
@@ -49,7 +42,7 @@ async def test_a_write_bigger_than_a_chunk_after_a_quiet_spell_is_sent_whole(
     """A 100 KiB write in the quiet goes out as 64 KiB by write-through and the rest by the
     body, which it must wake: all of it reaches the chat while the stream is still open."""
     big = "x" * (100 * 1024)
-    async with make_bot(emulator) as bot, bot.stream("user:1") as s:
+    async with emulator_bot(emulator) as bot, bot.stream("user:1") as s:
         await s.write("first ")
         record = await emulator.wait_for_stream()
         await asyncio.sleep(0.01)
@@ -74,7 +67,7 @@ class TestTransportErrors:
     ) -> None:
         hold = emulator.faults.never_answer(endpoint="send")
         try:
-            async with make_bot(emulator, response_timeout=0.2, retry_attempts=1) as bot:
+            async with emulator_bot(emulator, response_timeout=0.2, retry_attempts=1) as bot:
                 with pytest.raises(errors.ResponseTimeoutError) as caught:
                     await bot.send("user:1", "hello")
         finally:
@@ -91,7 +84,7 @@ async def test_recovery_keeps_the_mentions_and_logs_a_failed_final_edit(
     from structlog.testing import capture_logs
 
     emulator.faults.drop_after(10)
-    async with make_bot(emulator) as bot, bot.stream("group:1", at=["u-7"]) as s:
+    async with emulator_bot(emulator) as bot, bot.stream("group:1", at=["u-7"]) as s:
         await s.write("0123456789abcdef and the rest")
     (msg,) = emulator.chat("group", "1")
     assert msg.text == s.text and msg.at == ["u-7"]
@@ -99,7 +92,7 @@ async def test_recovery_keeps_the_mentions_and_logs_a_failed_final_edit(
     emulator.faults.drop_after(10)
     emulator.faults.reject(1002, when="before_body", times=None, endpoint="edit")
     with capture_logs() as logs:
-        async with make_bot(emulator) as bot, bot.stream("group:2") as s:
+        async with emulator_bot(emulator) as bot, bot.stream("group:2") as s:
             await s.write("0123456789abcdef")
             await emulator.wait_for_message("group", "2")
             for i in range(8):  # written while recovery looks (0.3 s), then edits
@@ -124,7 +117,7 @@ async def test_recovery_logs_what_it_recovers_and_never_makes_writes_wait(
 
     emulator.faults.drop_after(10)
     with capture_logs() as logs:
-        async with make_bot(emulator, max_buffer_bytes=1024) as bot, \
+        async with emulator_bot(emulator, max_buffer_bytes=1024) as bot, \
                 bot.stream("user:1") as s:
             await s.write("0123456789abcdef")
             msg = await emulator.wait_for_message("user", "1")
