@@ -100,7 +100,7 @@ bench: $(STAMP)
 # Mutation testing of the core (docs/testing.md): slow, so not part of `make test`.
 # MUTATE=src/yunhu_stream/_retry.py limits it to some modules (a glob list).
 MUTATE ?=
-mutate: $(STAMP)
+mutate: $(STAMP) redis-server
 	$(BIN)/pip install -q -e '.[mutate]'
 	rm -rf mutants
 	$(BIN)/python tests/mutation_score.py $(MUTATE)
