@@ -21,6 +21,7 @@ open at the split is closed by a ``tail`` sent after the split and reopened by a
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 
 from ._log import Logger
@@ -78,6 +79,11 @@ class TranscriptBuffer:
         self._gathering: asyncio.Future[None] | None = None  # the reader, coalescing
         self._seen_size = 0  # len(data) when the reader last saw it grow ...
         self._seen_at = 0.0  # ... and when (loop time): what idle_timeout counts from
+        # Bytes a write may add to ``data`` with nothing else to do: no reader to wake,
+        # no gathering to end, no limit to reach, the stream open. Recomputed by
+        # :meth:`append` and zeroed by whatever changes that (0 is always safe: the
+        # writer then takes the general path through :meth:`append`).
+        self.room = 0
 
     # -- writer side ---------------------------------------------------------------------
 
@@ -100,11 +106,20 @@ class TranscriptBuffer:
                 gathering.set_result(None)
         reader = self._reader
         if reader is not None and not reader.done():
+            self.room = 0
             through = self.through
             if through is not None and through():
                 return  # handed on by the write itself: the reader need not wake
             reader.set_result(None)
             self._reader = None
+        elif self.eof or self.aborted:
+            self.room = 0
+        else:
+            pending = len(self.data) - self.taken
+            room = sys.maxsize if self.unbounded else self.max_pending - pending
+            if self._gathering is not None:  # stop short of what ends the gathering
+                room = min(room, min(CHUNK_CAP, self.max_pending // 2) - 1 - pending)
+            self.room = room
 
     async def wait_for_room(self) -> None:
         if self._space is None or self._space.done():
@@ -113,6 +128,7 @@ class TranscriptBuffer:
 
     def wake_all(self) -> None:
         """Wake the reader and every blocked writer (state changed: closed, failed)."""
+        self.room = 0
         for fut in (self._reader, self._space):
             if fut is not None and not fut.done():
                 fut.set_result(None)
@@ -121,6 +137,7 @@ class TranscriptBuffer:
 
     def _reader_future(self) -> asyncio.Future[None]:
         """The future a write (or :meth:`wake_all`) resolves."""
+        self.room = 0  # a write must wake the reader
         if self._reader is None or self._reader.done():
             self._reader = asyncio.get_running_loop().create_future()
         return self._reader
@@ -160,6 +177,7 @@ class TranscriptBuffer:
                 release()
             elif not done.done():
                 self._gathering = done
+                self.room = 0  # writes must end the gathering once it has enough
                 loop.call_later(COALESCE_SECONDS, release)
 
         loop.call_soon(after_one_pass)
@@ -201,6 +219,7 @@ class TranscriptBuffer:
         if log is not None:
             log.debug("stream_idle_closed", idle_timeout_s=idle)
         self.eof = True
+        self.room = 0
 
     def _freed(self) -> None:
         space = self._space
@@ -271,6 +290,7 @@ class TranscriptBuffer:
     def rewind(self) -> None:
         """Hand the current message out again from its start (a new attempt replays it)."""
         self.taken = self.message_start
+        self.room = 0  # more is pending again
         self._head_due = bool(self.head)
         self._tail_due = bool(self.tail)
 

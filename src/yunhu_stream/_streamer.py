@@ -219,21 +219,28 @@ class Streamer:
             StreamClosedError: the stream was closed or aborted.
             YunhuError: the request failed (the error carries ``.text``).
         """
-        # The common case inline (an open, healthy stream with room): this runs once
-        # per token, so every attribute lookup and call here shows in the benchmarks.
+        # The common cases inline: this runs once per token, so every attribute lookup
+        # and call here shows in the benchmarks. ``buf.room`` is non-zero only while
+        # the stream is open and healthy and a write has nothing to do but append.
         buf = self._buffer
-        if (
-            self._state is _OPEN
-            and type(text) is str
-            and self._delivery.error is None
-            and not buf.eof
-        ):
+        if type(text) is str:
             try:
                 data = text.encode()
             except UnicodeEncodeError:
                 pass  # the general path below raises the ValueError that says where
             else:
-                if len(buf.data) - buf.taken + len(data) <= buf.max_pending or buf.unbounded:
+                size = len(data)
+                if 0 < size <= buf.room:
+                    buf.room -= size
+                    buf.data += data
+                    self._writes += 1
+                    return
+                if (  # open, healthy, with room, but there is a reader to wake
+                    self._state is _OPEN
+                    and self._delivery.error is None
+                    and not buf.eof
+                    and (len(buf.data) - buf.taken + size <= buf.max_pending or buf.unbounded)
+                ):
                     if data:
                         buf.append(data)
                         self._writes += 1
@@ -386,6 +393,7 @@ class Streamer:
         # Cut the request off before waking anyone: waking the body generator with
         # EOF set would end the body cleanly and publish a message we abandoned.
         self._buffer.aborted = True
+        self._buffer.room = 0  # no more writes while the task is cancelled
         await self._cancel_task()
         self._buffer.eof = True
         self._buffer.wake_all()
