@@ -126,6 +126,12 @@ class TranscriptBuffer:
             self._space = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._space)
 
+    def abandon(self) -> None:
+        """The owner gave the message up: the body must never end cleanly, and no write
+        lands from now on (see :attr:`aborted`)."""
+        self.aborted = True
+        self.room = 0
+
     def wake_all(self) -> None:
         """Wake the reader and every blocked writer (state changed: closed, failed)."""
         self.room = 0

@@ -365,7 +365,7 @@ class Streamer:
                         text=self.text,
                     ) from None
                 self._state = StreamState.ABORTED  # this caller was cancelled: abandon it
-                self._buffer.aborted = True
+                self._buffer.abandon()
                 await self._cancel_task()
                 raise
         if task.cancelled():
@@ -392,8 +392,7 @@ class Streamer:
         self._state = StreamState.ABORTED
         # Cut the request off before waking anyone: waking the body generator with
         # EOF set would end the body cleanly and publish a message we abandoned.
-        self._buffer.aborted = True
-        self._buffer.room = 0  # no more writes while the task is cancelled
+        self._buffer.abandon()
         await self._cancel_task()
         self._buffer.eof = True
         self._buffer.wake_all()
