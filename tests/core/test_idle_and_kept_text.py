@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import anyio
 import pytest
 from structlog.testing import capture_logs
 
@@ -33,14 +34,17 @@ class TestIdleTimeout:
     async def test_a_message_ended_by_a_gap_still_idles_out(self, emulator: Emulator) -> None:
         """After a ``gap`` (0.1 s) ended the message, the stream waits for a next one; that
         wait too ends the stream once ``idle_timeout`` (0.3 s) has passed since the last
-        write, so a write 1.2 s later (4× the timeout) is refused, as after any idle close.
+        write (it closes within 4× the timeout), and a later write is refused, as after any
+        idle close.
         (Before, that wait had no idle timeout: the write was taken as a new message.)"""
         with capture_logs() as logs:
             async with emulator_bot(emulator, idle_timeout=0.3) as bot:
                 s = bot.stream("user:1", gap=0.1)
                 await s.write("before the silence")
                 await emulator.wait_until(lambda: s.stats.messages == 1 or None)
-                await asyncio.sleep(1.2)
+                with anyio.fail_after(1.2):  # 4× the timeout
+                    while not any(e["event"] == "stream_idle_closed" for e in logs):
+                        await asyncio.sleep(0.01)
                 with pytest.raises(errors.StreamClosedError, match="idle_timeout"):
                     await s.write("too late")
                 await s.close()

@@ -100,12 +100,13 @@ async def test_a_stalled_server_holds_spaced_writes_back(emulator: Emulator) -> 
     async def produce(s: object) -> None:
         for _ in range(count):
             await s.write(piece)  # type: ignore[attr-defined]
-            await asyncio.sleep(0.002)  # spaced: each write could go through
+            await asyncio.sleep(0.001)  # spaced: each write could go through
 
     async with Bot(emulator.token, base_url=emulator.base_url, rate_limit=None,
                    max_buffer_bytes=64 * 1024) as b, b.stream(to="user:5") as s:
         producer = asyncio.create_task(produce(s))
-        done, _ = await asyncio.wait({producer}, timeout=3.0)
+        # Unbounded, the 256 spaced writes would end in about 0.3 s (margin > 4×).
+        done, _ = await asyncio.wait({producer}, timeout=1.3)
         assert not done, "all writes returned while the server read nothing"
         assert s.stats.buffered_bytes <= 64 * 1024
         fault.release()

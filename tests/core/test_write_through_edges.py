@@ -56,7 +56,7 @@ class TestTransportErrors:
     async def test_a_refused_connection_names_the_endpoint(self) -> None:
         port = free_port()
         async with Bot("t" * 20, base_url=f"http://127.0.0.1:{port}/open-apis/v1",
-                       rate_limit=None) as bot:
+                       rate_limit=None, retry_attempts=1) as bot:
             with pytest.raises(errors.ConnectError) as caught:
                 await bot.send("user:1", "hello")
         assert caught.value.endpoint == "bot/send"
