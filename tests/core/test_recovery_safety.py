@@ -72,7 +72,8 @@ class TestConcurrentRepliesInOneChat:
         self, emulator: Emulator
     ) -> None:
         """When A's partial message shows only "好的，" — exactly what B's shows — A cannot
-        tell them apart until B has finished; then it finishes its own."""
+        tell them apart until B has finished; then it takes its own and follows A's writes
+        with edits while A is still open."""
         emulator.faults.drop_after(len(COMMON.encode()))
         async with make_bot(emulator) as bot:
             a = bot.stream(to=GROUP)
@@ -87,6 +88,8 @@ class TestConcurrentRepliesInOneChat:
             await asyncio.sleep(0.5)  # A's recovery has looked and found it undecidable
             await b.write(B_TEXT[len(COMMON):])
             await b.close()  # B's message is now known: the other one is A's
+            await emulator.wait_until(lambda: A_TEXT in shown(emulator) or None, timeout=5,
+                                      what="A's partial message edited while A is open")
             await a.close()
         assert sorted(shown(emulator)) == sorted([A_TEXT, B_TEXT])
         assert a.message_info is not None and a.message_info.delivery == "stream+edit"

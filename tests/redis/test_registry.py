@@ -74,3 +74,19 @@ async def test_without_the_registry_it_would_have_taken_it(
     async with Emulator() as emu:
         await run(emu, None)
         assert sorted(shown(emu)) != sorted([A_TEXT, B_TEXT])
+
+
+async def test_a_finished_recovery_leaves_no_claim_behind(redis: RedisServer) -> None:
+    """A recovery claims the partial message in Redis while it finishes it, and gives the
+    claim up when done: no claim outlives it (for REGISTRY_TTL it would keep another
+    process's recovery from a message it no longer works on)."""
+    async with Emulator() as emu:
+        emu.faults.drop_after(20)
+        async with Bot(emu.token, base_url=emu.base_url, rate_limit=None, edit_interval=0.05,
+                       redis=redis.url) as bot, bot.stream(to=GROUP) as s:
+            for i in range(0, len(A_TEXT), 20):
+                await s.write(A_TEXT[i:i + 20])
+                await asyncio.sleep(0.01)
+        assert shown(emu) == [A_TEXT]
+    assert s.message_info is not None and s.message_info.delivery == "stream+edit"
+    assert redis.client.keys("*:claim:*") == []
