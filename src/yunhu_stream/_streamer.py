@@ -416,7 +416,10 @@ class Streamer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
+        if exc_type is None or self._state is StreamState.CLOSING:
+            # A block that fails while another task closes the stream (its write was
+            # refused because of that close: BotApp's shutdown does this) leaves the
+            # message to that close instead of cutting it off.
             await self.close()
         else:
             await self.abort()

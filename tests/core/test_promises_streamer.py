@@ -145,6 +145,37 @@ class TestLifecycle:
         assert s.text == "the text"
         assert [m.text for m in emulator.chat("user", "1")] == ["the text"]
 
+    async def test_a_block_that_fails_while_another_task_closes_lets_the_close_finish(
+        self, emulator: Emulator, bot: Bot
+    ) -> None:
+        """BotApp's shutdown closes a handler's open reply from outside; the handler's
+        next write is refused and its ``async with`` exits with that error. The close
+        already begun finishes the message: exiting the block must not cut it off."""
+        fault = emulator.faults.stall(after_bytes=len("the text"))  # the close waits
+        try:
+            with pytest.raises(errors.StreamClosedError, match="closing"):
+                async with bot.stream("user:1") as s:
+                    await s.write("the text")
+                    with anyio.fail_after(HANG):
+                        await fault.wait_hit()
+                    closing = asyncio.ensure_future(s.close())
+                    with anyio.fail_after(HANG):
+                        while s.state is not StreamState.CLOSING:
+                            await asyncio.sleep(0)
+                    asyncio.get_running_loop().call_later(0.05, fault.release)
+                    await s.write("late")  # refused: the block exits with that error
+        finally:
+            fault.release()
+        with anyio.fail_after(HANG):
+            await closing
+        assert s.state is StreamState.CLOSED
+        record = emulator.streams[-1]
+        with anyio.fail_after(HANG):
+            await record.wait_done()
+        assert record.completed
+        [message] = emulator.chat("user", "1")
+        assert message.text == "the text" and not message.incomplete
+
     async def test_abort_is_idempotent_and_logged_once(self, emulator: Emulator, bot: Bot) -> None:
         s = bot.stream("user:1")
         with capture_logs() as logs:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import structlog
 
 from .. import _validate as validate
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, StreamClosedError
 from .._lifecycle import Lifecycle
 from .._log import get_logger, safe
 from .._streamer import StreamState
@@ -391,14 +391,26 @@ class Dispatcher(Lifecycle):
                     handler=route.describe,
                 )
                 raise
+            except StreamClosedError:
+                if not self.closed:
+                    self._fail(route, event)
+                    return
+                # Shutdown closed its reply and refused the next write: stopped, not failed.
+                self._counts["cancelled"] += 1
+                log.info("handler_stopped_at_shutdown", event_id=event.event_id,
+                         event_type=event.event_type, handler=route.describe)
             except Exception:
-                self._counts["failed"] += 1
-                log.exception(
-                    "handler_failed",
-                    event_id=event.event_id,
-                    event_type=event.event_type,
-                    handler=route.describe,
-                )
+                self._fail(route, event)
+
+    def _fail(self, route: _Route, event: Event) -> None:
+        """Count and log the handler error being handled (its traceback included)."""
+        self._counts["failed"] += 1
+        log.exception(
+            "handler_failed",
+            event_id=event.event_id,
+            event_type=event.event_type,
+            handler=route.describe,
+        )
 
     @staticmethod
     async def _call(route: _Route, event: Event, bot: Bot) -> None:
