@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 import yunhu_stream
+from tests._paths import ROOT
 from yunhu_stream.emulator import Emulator, StreamRecord
 
 
@@ -27,6 +29,17 @@ def http_chunks(record: StreamRecord) -> list[bytes]:
 
 
 _PACKAGE = Path(yunhu_stream.__file__).parent
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python process: it imports the yunhu_stream this run
+    imports (under mutmut, the mutated copy) and the tests package."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(_PACKAGE.parent), str(ROOT)]
+        + [p for p in [env.get("PYTHONPATH")] if p])
+    env.update(extra)
+    return env
 _SERVERS = (_PACKAGE / "emulator", _PACKAGE / "testing")
 
 

@@ -22,7 +22,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests._paths import ROOT
-from tests._support import no_client_tasks
+from tests._support import child_env, no_client_tasks
 from yunhu_stream import Bot, BotStatistics, MessageInfo, Streamer, errors
 from yunhu_stream.emulator import Emulator
 
@@ -390,7 +390,7 @@ class TestSoak:
         async with Emulator() as emu:
             child = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", SOAK_CHILD, emu.token, emu.base_url, str(count),
-                str(rng.randint(0, 2**31)), stdout=subprocess.PIPE, cwd=ROOT,
+                str(rng.randint(0, 2**31)), stdout=subprocess.PIPE, cwd=ROOT, env=child_env(),
             )
             expected = await self._run(emu, count, rng)
             out, _ = await child.communicate()

@@ -15,6 +15,7 @@ import textwrap
 import pytest
 from structlog.testing import capture_logs
 
+from tests._support import child_env
 from yunhu_stream import Bot
 from yunhu_stream._log import get_logger, safe
 from yunhu_stream.emulator import Emulator
@@ -56,7 +57,7 @@ asyncio.run(main())
 def run_program(setup: str = "", after: str = "") -> subprocess.CompletedProcess[str]:
     code = textwrap.dedent(PROGRAM).format(setup=setup, after=after)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=True)
+                          timeout=120, check=True, env=child_env())
 
 
 class TestDefaultIsQuiet:

@@ -13,6 +13,7 @@ import textwrap
 import aiohttp
 import pytest
 
+from tests._support import child_env
 from yunhu_stream import Bot, Streamer, errors
 from yunhu_stream._recovery import EDIT_GROWTH, EDIT_SMALL
 from yunhu_stream.emulator import Emulator
@@ -129,7 +130,8 @@ class TestConcurrentRepliesInOneChat:
             record_a = await emulator.wait_for_stream()
             await record_a.wait_for_bytes(len(COMMON.encode()))
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", other, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                sys.executable, "-c", other, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                env=child_env())
             assert proc.stdout is not None and proc.stdin is not None
             try:
                 assert (await proc.stdout.readline()).strip() == b"paused"

@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from tests._support import free_port
+from tests._support import child_env, free_port
 
 SERVER = """
 import asyncio, sys, zlib
@@ -93,7 +93,7 @@ def run_case(kind: str, call: str) -> tuple[str, float]:
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
             out = subprocess.run(
                 [sys.executable, "-c", textwrap.dedent(CLIENT), call, str(port)],
-                capture_output=True, text=True, timeout=120, check=True,
+                capture_output=True, text=True, timeout=120, check=True, env=child_env(),
             ).stdout
         finally:
             server.kill()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from structlog.testing import capture_logs
 
+from tests._support import child_env
 from yunhu_stream import Bot, errors
 from yunhu_stream.emulator import Emulator
 
@@ -97,5 +98,5 @@ class TestLogging:
             "print(structlog.is_configured())\n"
         )
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             check=True, timeout=60)
+                             check=True, timeout=60, env=child_env())
         assert out.stdout.strip().splitlines()[-1] == "False"

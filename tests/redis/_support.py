@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._support import free_port
+from tests._support import child_env, free_port
 
 WORKER = Path(__file__).with_name("_worker.py")
-ROOT = Path(__file__).parents[2]
 
 
 def redis_server_path() -> str:
@@ -82,20 +80,12 @@ def redis_server() -> Iterator[RedisServer]:
         server.stop()
 
 
-def worker_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "src"), str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    env.update(extra)
-    return env
-
-
 class Worker:
     """A worker process (tests/redis/_worker.py) driven over its stdin/stdout."""
 
     def __init__(self, *args: str, **env: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), *args], env=worker_env(**env),
+            [sys.executable, str(WORKER), *args], env=child_env(**env),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from tests._support import free_port
-from tests.redis._support import RedisServer, Worker, redis_server, worker_env
+from tests._support import child_env, free_port
+from tests.redis._support import RedisServer, Worker, redis_server
 from yunhu_stream import Bot
 from yunhu_stream.emulator import Emulator, StreamRecord
 from yunhu_stream.errors import ConfigurationError
@@ -57,7 +57,7 @@ def test_without_the_extra_nothing_imports_redis() -> None:
         "    raise SystemExit('no error')\n"
         "print('ok')\n"
     )
-    env = worker_env()
+    env = child_env()
     env.pop("YUNHU_REDIS_URL", None)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=60)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests._paths import EXAMPLES
+from tests._support import child_env
 from tests.wschat.conftest import Connect
 from yunhu_stream.errors import ConfigurationError
 from yunhu_stream.wschat import WsChat, WsChatApp, WsChatServer, WsMessage
@@ -90,7 +91,7 @@ class TestExample:
     def test_one_answer_reaches_yunhu_a_websocket_chat_and_a_page(self) -> None:
         out = subprocess.run(
             [sys.executable, str(EXAMPLES / "three_destinations.py"), "--demo"],
-            capture_output=True, text=True, timeout=120, check=False,
+            capture_output=True, text=True, timeout=120, check=False, env=child_env(),
         )
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()
