@@ -51,6 +51,29 @@ EQUIVALENT: frozenset[str] = frozenset({
     "yunhu_stream._buffer.xǁTranscriptBufferǁsent_text__mutmut_15",
     "yunhu_stream._buffer.xǁTranscriptBufferǁsent_text__mutmut_16",
     "yunhu_stream._buffer.xǁTranscriptBufferǁsent_text__mutmut_17",
+    # read_capped's fast path (one read() when a Content-Length within the limit and no
+    # encoding) only saves the loop: taking the loop instead (length None, `<` for `<=`)
+    # reads the same bytes; aiohttp's headers ignore case; the loop's piece size is free.
+    "yunhu_stream._transport.x_read_capped__mutmut_1",
+    "yunhu_stream._transport.x_read_capped__mutmut_4",
+    "yunhu_stream._transport.x_read_capped__mutmut_9",
+    "yunhu_stream._transport.x_read_capped__mutmut_10",
+    "yunhu_stream._transport.x_read_capped__mutmut_16",
+    "yunhu_stream._transport.x_read_capped__mutmut_17",
+    # parse_envelope: "UTF-8" names the same codec; "" is no more a dict than None is.
+    "yunhu_stream._transport.x_parse_envelope__mutmut_12",
+    "yunhu_stream._transport.x_parse_envelope__mutmut_25",
+    # Transport.call: a body of exactly 1 MiB sent from a BytesIO or as bytes is the same
+    # request; aiohttp follows redirects only when allow_redirects is truthy (None is not).
+    "yunhu_stream._transport.xǁTransportǁcall__mutmut_14",
+    "yunhu_stream._transport.xǁTransportǁcall__mutmut_28",
+    # Recovery.finish: `edited = -2` (any size >= 0 passes `size > edited` alike); `<` for
+    # `<=` (the stream itself is always in api.streams, never in the set it waits for);
+    # `>` for `>=` on float times; `/` for `//` (an integer size passes the same bound).
+    "yunhu_stream._recovery.xǁRecoveryǁfinish__mutmut_19",
+    "yunhu_stream._recovery.xǁRecoveryǁfinish__mutmut_27",
+    "yunhu_stream._recovery.xǁRecoveryǁfinish__mutmut_36",
+    "yunhu_stream._recovery.xǁRecoveryǁfinish__mutmut_39",
     # The default arguments of _StreamPayload.decode, which refuses whatever they are.
     "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_1",
     "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_2",

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from yunhu_stream import errors
-from yunhu_stream._transport import parse_envelope, read_capped
+from yunhu_stream._transport import Transport, parse_envelope, read_capped
 
 pytestmark = pytest.mark.anyio
 
@@ -155,3 +155,82 @@ class TestParseEnvelope:
             parse_envelope(200, b'{"code": 1003, "msg": "token tok-42 is wrong"}', "bot/send",
                            secrets=["tok-42"])
         assert info.value.msg == "token *** is wrong"
+
+
+class _Api:
+    """A loopback server that records each request and answers what it is told."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, bytes, dict[str, str]]] = []
+        self.answer: Callable[[], web.StreamResponse] = lambda: web.json_response({"code": 1})
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.path_qs, await request.read(), dict(request.headers)))
+        return self.answer()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[_Api, Transport]]:
+    server = _Api()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", server.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}/open-apis/v1"
+    transport = Transport("tok-secret", base, session=None, connect_timeout=5,
+                          response_timeout=5)
+    try:
+        yield server, transport
+    finally:
+        await transport.aclose()
+        await runner.cleanup()
+
+
+class TestCall:
+    async def test_a_json_body_goes_as_utf8_json_with_its_content_type(
+        self, api: tuple[_Api, Transport]
+    ) -> None:
+        server, transport = api
+        await transport.call("POST", "bot/send", payload={"text": "你好 ✓"})
+        [(path, body, headers)] = server.requests
+        assert path == "/open-apis/v1/bot/send?token=tok-secret"
+        assert body == '{"text": "你好 ✓"}'.encode()  # not \\u-escaped
+        assert headers["Content-Type"] == "application/json"
+
+    async def test_text_utf8_cannot_encode_is_a_configuration_error_and_sends_nothing(
+        self, api: tuple[_Api, Transport]
+    ) -> None:
+        server, transport = api
+        with pytest.raises(errors.ConfigurationError) as info:
+            await transport.call("POST", "bot/send", payload={"text": "a\ud800b"})
+        assert str(info.value) == ("bot/send: the request holds text UTF-8 cannot encode "
+                                   "(a lone surrogate); use valid Unicode text")
+        assert server.requests == []
+
+    async def test_a_redirect_is_not_followed(self, api: tuple[_Api, Transport]) -> None:
+        server, transport = api
+        server.answer = lambda: web.Response(status=302, headers={"Location": "/elsewhere"})
+        with pytest.raises(errors.HTTPStatusError) as info:
+            await transport.call("GET", "bot/messages")
+        assert info.value.status == 302
+        assert len(server.requests) == 1
+
+    async def test_errors_name_the_endpoint_and_never_the_token(
+        self, api: tuple[_Api, Transport]
+    ) -> None:
+        server, transport = api
+        server.answer = lambda: web.Response(status=500, text="oops tok-secret")
+        with pytest.raises(errors.HTTPStatusError) as http:
+            await transport.call("POST", "bot/edit", payload={})
+        server.answer = lambda: web.Response(body=b"x" * (300 * 1024))
+        with pytest.raises(errors.InvalidResponseError) as big:
+            await transport.call("POST", "bot/edit", payload={})
+        server.answer = lambda: web.json_response({"code": 1003, "msg": "bad tok-secret"})
+        with pytest.raises(errors.UnauthorizedError) as api_error:
+            await transport.call("POST", "bot/edit", payload={})
+        for exc in (http.value, big.value, api_error.value):
+            assert exc.endpoint == "bot/edit"
+            assert "tok-secret" not in str(exc)
+        assert http.value.body == "oops ***"
