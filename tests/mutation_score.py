@@ -69,6 +69,10 @@ EQUIVALENT: frozenset[str] = frozenset({
     "yunhu_stream._transport.xǁTransportǁcall__mutmut_6",
     "yunhu_stream._transport.xǁTransportǁcall__mutmut_14",
     "yunhu_stream._transport.xǁTransportǁcall__mutmut_28",
+    # Delivery._write_body: a gap split needs `taken > message_start`, and `>=` cannot
+    # differ: a message's body starts only once the message has text, and waits for
+    # writes only after it took some.
+    "yunhu_stream._delivery.xǁDeliveryǁ_write_body__mutmut_36",
     # Recovery.finish: `edited = -2` (any size >= 0 passes `size > edited` alike); `<` for
     # `<=` (the stream itself is always in api.streams, never in the set it waits for);
     # `>` for `>=` on float times; `/` for `//` (an integer size passes the same bound).

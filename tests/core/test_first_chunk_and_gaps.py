@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.core.test_markdown_rollover import open_fence_at_end
 from yunhu_stream import Bot, FirstChunk
@@ -63,14 +64,17 @@ class TestGaps:
     ) -> None:
         """gap=...: after that long without a write the message is finished where it is;
         what comes later is a second streamed message."""
-        async with bot.stream(to="group:1", gap=0.05) as s:
-            await s.write("我去查一下。")
-            first = await emulator.wait_for_stream()
-            await first.wait_done()
-            assert first.completed and first.text == "我去查一下。"
-            await s.write("查到了：晴。")
+        with capture_logs() as logs:
+            async with bot.stream(to="group:1", gap=0.05) as s:
+                await s.write("我去查一下。")
+                first = await emulator.wait_for_stream()
+                await first.wait_done()
+                assert first.completed and first.text == "我去查一下。"
+                await s.write("查到了：晴。")
         assert [m.text for m in emulator.chat("group", "1")] == ["我去查一下。", "查到了：晴。"]
         assert len(s.messages) == 2 and s.text == "我去查一下。查到了：晴。"
+        splits = [e for e in logs if e["event"] == "stream_gap_split"]
+        assert [e["gap_s"] for e in splits] == [0.05]
 
     async def test_a_silence_inside_a_code_block_closes_and_reopens_it(
         self, bot: Bot, emulator: Emulator

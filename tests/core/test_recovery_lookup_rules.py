@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests._support import emulator_bot
 from yunhu_stream import Bot
@@ -104,3 +105,21 @@ async def test_a_leftover_that_cannot_be_recalled_is_logged_with_its_id(
                      "msg_id": partial.msg_id, "error": "InvalidParameterError",
                      "recv_id": "1", "recv_type": "user"}], kept
     assert s.message_info is not None and s.message_info.msg_id == whole.msg_id
+
+
+async def test_two_candidates_of_the_same_length_are_ambiguous_and_neither_is_edited(
+    emulator: Emulator,
+) -> None:
+    """Another process's streamed "Hello" and our own partial "Hello": recovery cannot
+    tell which is ours, so it edits neither, says so, and sends the answer fresh."""
+    async with make_bot(emulator) as other, other.stream(to="user:1") as theirs:
+        await theirs.write("Hello")
+    emulator.faults.drop_after(len(b"Hello"))  # our partial message shows "Hello" too
+    with capture_logs() as logs:
+        async with make_bot(emulator) as bot, bot.stream(to="user:1") as s:
+            await s.write(ANSWER)
+    assert [m.text for m in emulator.chat("user", "1")] == ["Hello", "Hello", ANSWER]
+    assert not any(m.edits for m in emulator.chat("user", "1"))
+    ambiguous = [e for e in logs if e["event"] == "recovery_ambiguous"]
+    assert ambiguous and all(e["candidates"] == 2 for e in ambiguous)
+    assert {e["log_level"] for e in ambiguous} == {"warning"}
