@@ -176,6 +176,27 @@ class TestLifecycle:
         [message] = emulator.chat("user", "1")
         assert message.text == "the text" and not message.incomplete
 
+    async def test_a_close_pending_when_another_task_aborts_says_so_with_the_text(
+        self, emulator: Emulator, bot: Bot
+    ) -> None:
+        fault = emulator.faults.never_answer()
+        try:
+            s = bot.stream("user:1")
+            await s.write("the text")
+            closing = asyncio.ensure_future(s.close())
+            with anyio.fail_after(HANG):
+                while s.state is not StreamState.CLOSING:
+                    await asyncio.sleep(0)
+            await asyncio.sleep(0.01)  # the close is waiting for the answer
+            await s.abort()
+            with anyio.fail_after(HANG), pytest.raises(errors.StreamClosedError) as info:
+                await closing
+        finally:
+            fault.release()
+        assert str(info.value) == "the stream was aborted (by another task) while closing"
+        assert info.value.text == "the text"
+        assert s.state is StreamState.ABORTED
+
     async def test_abort_is_idempotent_and_logged_once(self, emulator: Emulator, bot: Bot) -> None:
         s = bot.stream("user:1")
         with capture_logs() as logs:
