@@ -263,12 +263,11 @@ class TestBackpressure:
         assert app.stats.cut_off == 0
         assert app.stats.running == 0
 
-
     async def test_a_handler_writing_while_shutdown_closes_its_reply_does_not_cut_it(
         self, emulator: Emulator
     ) -> None:
         """The race behind a CI failure: shutdown's close of a reply is slow (the server
-        reads slowly), the handler wakes meanwhile and writes; that write is refused
+        has stopped reading), the handler wakes meanwhile and writes; that write is refused
         and the handler's block exits with it. The close still finishes the message,
         and the handler counts as stopped at shutdown, not failed."""
         app = BotApp(emulator.token, base_url=emulator.base_url, shutdown_timeout=6,
