@@ -15,7 +15,7 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from yunhu_stream import Bot, StreamState, errors
+from yunhu_stream import Bot, MessageInfo, Streamer, StreamState, errors
 from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -35,6 +35,15 @@ async def fill(s: object) -> None:
         for _ in range(100_000):
             s.write_nowait("x" * 1024)  # type: ignore[attr-defined]
             await asyncio.sleep(0)
+
+
+async def start_closing(s: Streamer) -> asyncio.Task[MessageInfo | None]:
+    """close() in a task of its own, once the stream is CLOSING."""
+    closing = asyncio.ensure_future(s.close())
+    with anyio.fail_after(HANG):
+        while s.state is not StreamState.CLOSING:
+            await asyncio.sleep(0)
+    return closing
 
 
 class TestBlockedWriteIsReleased:
@@ -130,10 +139,7 @@ class TestLifecycle:
         try:
             s = bot.stream("user:1")
             await s.write("the text")
-            closing = asyncio.ensure_future(s.close())
-            with anyio.fail_after(HANG):
-                while s.state is not StreamState.CLOSING:
-                    await asyncio.sleep(0)
+            closing = await start_closing(s)
             with pytest.raises(errors.StreamClosedError, match="closing"):
                 await s.write("late")
             with pytest.raises(errors.StreamClosedError, match="closing"):
@@ -158,10 +164,7 @@ class TestLifecycle:
                     await s.write("the text")
                     with anyio.fail_after(HANG):
                         await fault.wait_hit()
-                    closing = asyncio.ensure_future(s.close())
-                    with anyio.fail_after(HANG):
-                        while s.state is not StreamState.CLOSING:
-                            await asyncio.sleep(0)
+                    closing = await start_closing(s)
                     asyncio.get_running_loop().call_later(0.05, fault.release)
                     await s.write("late")  # refused: the block exits with that error
         finally:
@@ -183,10 +186,7 @@ class TestLifecycle:
         try:
             s = bot.stream("user:1")
             await s.write("the text")
-            closing = asyncio.ensure_future(s.close())
-            with anyio.fail_after(HANG):
-                while s.state is not StreamState.CLOSING:
-                    await asyncio.sleep(0)
+            closing = await start_closing(s)
             await asyncio.sleep(0.01)  # the close is waiting for the answer
             await s.abort()
             with anyio.fail_after(HANG), pytest.raises(errors.StreamClosedError) as info:

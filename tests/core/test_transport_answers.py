@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests._support import serving
 from yunhu_stream import errors
 from yunhu_stream._transport import Transport, parse_envelope, read_capped
 
@@ -48,21 +49,15 @@ async def fetch() -> AsyncIterator[Fetch]:
 
     app = web.Application()
     app.router.add_get("/", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    async with aiohttp.ClientSession() as session:
+    async with serving(app) as url, aiohttp.ClientSession() as session:
 
         async def get(body: bytes, how: str, limit: int = LIMIT) -> bytes:
             served["answer"] = (body, how)
-            async with session.get(f"http://127.0.0.1:{port}/") as resp:
+            async with session.get(f"{url}/") as resp:
                 assert (resp.content_length is None) == (how == "chunked")
                 return await read_capped(resp, limit, "bot/send")
 
         yield get
-    await runner.cleanup()
 
 
 class TestReadCapped:
@@ -174,18 +169,13 @@ async def api() -> AsyncIterator[tuple[_Api, Transport]]:
     server = _Api()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}/open-apis/v1"
-    transport = Transport("tok-secret", base, session=None, connect_timeout=5,
-                          response_timeout=5)
-    try:
-        yield server, transport
-    finally:
-        await transport.aclose()
-        await runner.cleanup()
+    async with serving(app) as url:
+        transport = Transport("tok-secret", f"{url}/open-apis/v1", session=None,
+                              connect_timeout=5, response_timeout=5)
+        try:
+            yield server, transport
+        finally:
+            await transport.aclose()
 
 
 class TestCall:
