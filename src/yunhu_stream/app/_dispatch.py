@@ -380,37 +380,23 @@ class Dispatcher(Lifecycle):
     async def _run(self, route: _Route, event: Event, bot: Bot, streams: set[Streamer]) -> None:
         OPEN_STREAMS.set(streams)  # this task's own context: Bot.stream() records here
         with structlog.contextvars.bound_contextvars(event_id=safe(event.event_id)):
+            about = {"event_id": event.event_id, "event_type": event.event_type,
+                     "handler": route.describe}
             try:
                 await self._call(route, event, bot)
             except asyncio.CancelledError:
                 self._counts["cancelled"] += 1
-                log.warning(
-                    "handler_cancelled",
-                    event_id=event.event_id,
-                    event_type=event.event_type,
-                    handler=route.describe,
-                )
+                log.warning("handler_cancelled", **about)
                 raise
-            except StreamClosedError:
-                if not self.closed:
-                    self._fail(route, event)
-                    return
-                # Shutdown closed its reply and refused the next write: stopped, not failed.
-                self._counts["cancelled"] += 1
-                log.info("handler_stopped_at_shutdown", event_id=event.event_id,
-                         event_type=event.event_type, handler=route.describe)
-            except Exception:
-                self._fail(route, event)
-
-    def _fail(self, route: _Route, event: Event) -> None:
-        """Count and log the handler error being handled (its traceback included)."""
-        self._counts["failed"] += 1
-        log.exception(
-            "handler_failed",
-            event_id=event.event_id,
-            event_type=event.event_type,
-            handler=route.describe,
-        )
+            except Exception as exc:
+                if self.closed and isinstance(exc, StreamClosedError):
+                    # Shutdown closed its reply and refused the next write: it was
+                    # stopped there, not failed.
+                    self._counts["cancelled"] += 1
+                    log.info("handler_stopped_at_shutdown", **about)
+                else:
+                    self._counts["failed"] += 1
+                    log.exception("handler_failed", **about)
 
     @staticmethod
     async def _call(route: _Route, event: Event, bot: Bot) -> None:
