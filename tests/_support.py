@@ -40,6 +40,8 @@ def child_env(**extra: str) -> dict[str, str]:
         + [p for p in [env.get("PYTHONPATH")] if p])
     env.update(extra)
     return env
+
+
 _SERVERS = (_PACKAGE / "emulator", _PACKAGE / "testing")
 
 
