@@ -149,8 +149,9 @@ class Delivery:
                     if shared is not None:
                         await shared.stream_progress(key, chat, started_ms, self.bytes_sent,
                                                      info.msg_id)
-                    if self.buttons or self.at:  # only the closing edit needs it
-                        self._last_text = self.buffer.message_text()
+                    # The closing edit's text: buttons may still be attached after
+                    # this message ended (at a gap or a rollover) with no more text.
+                    self._last_text = self.buffer.message_text()
                     self.buffer.next_message()
                     if not await self.buffer.more_to_come(self.settings.idle_timeout,
                                                           self.log):

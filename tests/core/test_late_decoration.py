@@ -74,3 +74,17 @@ class TestAttach:
             with pytest.raises(ValueError, match=r"buttons\[0\]\[0\]"):
                 s.attach(buttons=[[{"text": "x", "actionType": 9}]])
         assert emulator.chat("group", "1")[0].text == "text"
+
+
+class TestAttachAfterAMessageEnded:
+    async def test_buttons_attached_after_a_gap_ended_the_message_keep_its_text(
+        self, bot: Bot, emulator: Emulator
+    ) -> None:
+        """A gap ends the message; buttons attached afterwards, with no text after them,
+        go on that message by an edit that keeps its text."""
+        async with bot.stream(to="group:1", gap=0.05) as s:
+            await s.write("the whole answer")
+            await emulator.wait_until(lambda: s.messages or None, what="the gap to end it")
+            s.attach(buttons=BUTTONS)
+        (msg,) = emulator.chat("group", "1")
+        assert (msg.text, msg.buttons, msg.edits) == ("the whole answer", BUTTONS, 1)
