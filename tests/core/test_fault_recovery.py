@@ -163,15 +163,19 @@ class TestFaultMatrix:
                     await restarted.close()
 
     async def test_retries_are_bounded(self, emulator: Emulator) -> None:
-        """When attempts run out the typed error is raised, carrying the transcript."""
+        """When attempts run out the typed error is raised, carrying the transcript; each
+        retry is logged with the error that caused it."""
         emulator.faults.rate_limit(first=100)
         async with make_bot(emulator, retry_attempts=3) as bot:
             s = bot.stream(to="user:1")
             await s.write("hello")
-            with pytest.raises(errors.RateLimitedError) as info:
+            with capture_logs() as logs, pytest.raises(errors.RateLimitedError) as info:
                 await s.close()
         assert info.value.text == "hello"
         assert len(emulator.streams) == 3
+        retries = [e for e in logs if e["event"] == "stream_retry"]
+        assert [(e["attempt"], e["error"]) for e in retries] == [
+            (1, "RateLimitedError"), (2, "RateLimitedError")]
 
     @pytest.mark.parametrize("code", [1002, 1003, 1004, 1005, -1])
     async def test_terminal_codes_are_not_retried(self, emulator: Emulator, code: int) -> None:

@@ -148,7 +148,8 @@ class TestTimeouts:
                     await s.close()
             cause = info.value.__cause__
             assert isinstance(cause, errors.ResponseTimeoutError)
-            assert "no response within 0.5 s" in str(cause)
+            assert "no response within 0.5 s after the body ended" in str(cause)
+            assert cause.endpoint == "bot/send-stream"
         finally:
             fault.release()
 
@@ -273,10 +274,12 @@ async def test_success_answered_before_the_body_ended_is_an_error() -> None:
             await s.write("first")
             with anyio.fail_after(HANG):
                 await answered.wait()
-            with pytest.raises(errors.InvalidResponseError, match="before the body ended"):
+            with pytest.raises(errors.InvalidResponseError,
+                               match="success answered before the body ended") as info:
                 for _ in range(500):  # until the stream reports it (no timing assumed)
                     await s.write("more")
                     await asyncio.sleep(0.01)
+            assert (info.value.status, info.value.endpoint) == (200, "bot/send-stream")
             assert s.message_info is None
     finally:
         await runner.cleanup()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from structlog.testing import capture_logs
 
 from tests._support import child_env
-from yunhu_stream import Bot, errors
+from yunhu_stream import Bot, FirstChunk, errors
 from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -78,11 +80,58 @@ class TestLogging:
             by_name.setdefault(str(event["event"]), event)
         opened, closed = by_name["stream_opened"], by_name["stream_closed"]
         assert (opened["recv_id"], opened["recv_type"]) == ("5", "group")
+        assert opened["content_type"] == "text"
         assert closed["bytes"] == 3 and closed["chunks"] == 1
         assert closed["msg_id"] == s.message_info.msg_id  # type: ignore[union-attr]
         assert closed["ttfb_ms"] >= 0 and closed["duration_ms"] >= closed["ttfb_ms"]
         failed = by_name["stream_failed"]
         assert (failed["recv_id"], failed["error"]) == ("6", "BotBannedError")
+
+    async def test_stream_closed_counts_the_whole_stream_and_times_it_in_ms(
+        self, bot: Bot
+    ) -> None:
+        """(11) stream_closed: the messages and attempts of the whole stream (one attempt
+        per message here); ttfb_ms and duration_ms in milliseconds, rounded to 3 places,
+        within the wall time the caller saw (the first chunk is held 0.1 s)."""
+        with capture_logs() as logs:
+            began = time.monotonic()
+            async with bot.stream(to="group:5", max_message_bytes=64,
+                                  first_chunk=FirstChunk(min_chars=10)) as s:
+                await s.write("a")
+                await asyncio.sleep(0.1)
+                await s.write("line of text number one.\n" * 4)
+                await asyncio.sleep(0.1)
+            elapsed_ms = (time.monotonic() - began) * 1000
+        (closed,) = [e for e in logs if e["event"] == "stream_closed"]
+        assert closed["messages"] == len(s.messages) >= 2
+        assert closed["attempts"] == len(s.messages)
+        ttfb, duration = closed["ttfb_ms"], closed["duration_ms"]
+        assert isinstance(ttfb, float) and isinstance(duration, float)
+        assert round(ttfb, 3) == ttfb and round(duration, 3) == duration
+        assert 100 <= ttfb and ttfb + 50 <= duration
+        assert duration <= elapsed_ms
+
+    async def test_a_bug_inside_the_delivery_fails_the_stream_and_keeps_the_text(
+        self, bot: Bot, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An unexpected exception in the delivery (a bug) is not lost and loses nothing:
+        the stream raises StreamBrokenError naming it, caused by it, holding the text."""
+        from yunhu_stream._delivery import Delivery
+
+        bug = RuntimeError("a bug")
+
+        async def broken(self: Delivery) -> None:
+            raise bug
+
+        monkeypatch.setattr(Delivery, "_post_stream", broken)
+        with capture_logs() as logs, pytest.raises(errors.StreamBrokenError) as caught:
+            async with bot.stream(to="group:5") as s:
+                await s.write("kept")
+        assert str(caught.value).startswith("stream failed unexpectedly: RuntimeError('a bug')")
+        assert caught.value.__cause__ is bug
+        assert caught.value.text == "kept"
+        (failed,) = [e for e in logs if e["event"] == "stream_failed"]
+        assert failed["error"] == "StreamBrokenError"
 
     def test_library_does_not_configure_structlog(self) -> None:
         """(11) Using the library (and its emulator) leaves structlog's configuration alone."""
