@@ -80,6 +80,64 @@ EQUIVALENT: frozenset[str] = frozenset({
     "yunhu_stream._recovery.xǁRecoveryǁfinish__mutmut_27",
     "yunhu_stream._recovery.xǁRecoveryǁfinish__mutmut_36",
     "yunhu_stream._recovery.xǁRecoveryǁfinish__mutmut_39",
+    # Delivery.__init__: starting values that each attempt (or message) sets before
+    # anything reads them: error_traceback (read only with error, set with it), the
+    # attempt's start time, body-ended and late flags, slot, live attempt, sink and
+    # quiet time (set by _post_stream and _write_body before the body or its timer run;
+    # _write_through runs only while that body waits), and the last message's text
+    # (set after every message, read by _decorate only once there is one).
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_14",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_23",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_24",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_25",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_26",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_27",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_29",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_30",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_31",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_32",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_33",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_34",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_35",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_36",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_38",
+    "yunhu_stream._delivery.xǁDeliveryǁ__init____mutmut_39",
+    # _post_stream: None for False in the body-ended and late flags (only their truth is
+    # read); after the attempt, _waiting is read by nothing (_end_body runs only while the
+    # body is live, the timer is cancelled) and a live attempt of None stops the old
+    # body as 0 does (no attempt is None).
+    "yunhu_stream._delivery.xǁDeliveryǁ_post_stream__mutmut_14",
+    "yunhu_stream._delivery.xǁDeliveryǁ_post_stream__mutmut_27",
+    "yunhu_stream._delivery.xǁDeliveryǁ_post_stream__mutmut_49",
+    "yunhu_stream._delivery.xǁDeliveryǁ_post_stream__mutmut_50",
+    # A failure's kind is compared with "terminal", "probe" and "mid" only: any other
+    # value ("early" misspelt, None) takes the early path; `budget or` treats "" as None.
+    "yunhu_stream._delivery.xǁDeliveryǁ_classify__mutmut_3",
+    "yunhu_stream._delivery.xǁDeliveryǁ_classify__mutmut_4",
+    "yunhu_stream._delivery.xǁDeliveryǁ_classify__mutmut_19",
+    "yunhu_stream._delivery.xǁDeliveryǁ_classify__mutmut_20",
+    "yunhu_stream._delivery.xǁDeliveryǁ_deliver_message__mutmut_2",
+    "yunhu_stream._delivery.xǁDeliveryǁ_deliver_message__mutmut_19",
+    "yunhu_stream._delivery.xǁDeliveryǁ_deliver_message__mutmut_20",
+    "yunhu_stream._delivery.xǁDeliveryǁ_deliver_message__mutmut_21",
+    # TranscriptBuffer.__init__: None for False in flags read only for their truth
+    # (aborted, unbounded, head/tail due); a tail of None before any split (read only once
+    # a split sets it, or as bool()); a first idle-seen time of None (`not` resets it at
+    # the first wait, as it does 0.0).
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ__init____mutmut_13",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ__init____mutmut_17",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ__init____mutmut_22",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ__init____mutmut_24",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ__init____mutmut_26",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁ__init____mutmut_36",
+    # Transport: `_closed = None` (only its truth is read); leaving out `total=None`
+    # (aiohttp's ClientTimeout defaults total to None); TCPConnector(limit=None) (aiohttp
+    # checks `if self._limit`, so None is no limit, as 0 is).
+    "yunhu_stream._transport.xǁTransportǁ__init____mutmut_7",
+    "yunhu_stream._transport.xǁTransportǁ__init____mutmut_12",
+    "yunhu_stream._transport.xǁTransportǁ__init____mutmut_17",
+    "yunhu_stream._transport.xǁTransportǁsession__mutmut_13",
+    "yunhu_stream._transport.xǁTransportǁsession__mutmut_16",
     # The default arguments of _StreamPayload.decode, which refuses whatever they are.
     "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_1",
     "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_2",

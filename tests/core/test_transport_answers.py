@@ -164,12 +164,16 @@ class _Api:
         return self.answer()
 
 
+def _app(server: _Api) -> web.Application:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", server.handle)
+    return app
+
+
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[_Api, Transport]]:
     server = _Api()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    async with serving(app) as url:
+    async with serving(_app(server)) as url:
         transport = Transport("tok-secret", f"{url}/open-apis/v1", session=None,
                               connect_timeout=5, response_timeout=5)
         try:
@@ -224,3 +228,28 @@ class TestCall:
             assert exc.endpoint == "bot/edit"
             assert "tok-secret" not in str(exc)
         assert http.value.body == "oops ***"
+
+
+class TestSession:
+    async def test_a_session_the_caller_gives_is_the_one_requests_use(
+        self, api: tuple[_Api, Transport]
+    ) -> None:
+        server, _ = api
+        async with (aiohttp.ClientSession(headers={"X-Mine": "1"}) as mine,
+                    serving(_app(server)) as url):
+            transport = Transport("tok-secret", f"{url}/open-apis/v1", session=mine,
+                                  connect_timeout=5, response_timeout=5)
+            assert transport.session() is mine
+            await transport.call("POST", "bot/send", payload={})
+            await transport.aclose()
+            assert not mine.closed  # the caller's to close
+        assert server.requests[-1][2]["X-Mine"] == "1"
+
+    async def test_a_closed_transport_says_the_bot_was_closed(
+        self, api: tuple[_Api, Transport]
+    ) -> None:
+        _, transport = api
+        await transport.aclose()
+        with pytest.raises(errors.BotClosedError) as info:
+            transport.session()
+        assert str(info.value) == "this Bot has been closed"
