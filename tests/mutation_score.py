@@ -138,6 +138,17 @@ EQUIVALENT: frozenset[str] = frozenset({
     "yunhu_stream._transport.xǁTransportǁ__init____mutmut_17",
     "yunhu_stream._transport.xǁTransportǁsession__mutmut_13",
     "yunhu_stream._transport.xǁTransportǁsession__mutmut_16",
+    # Streamer.write's two fast paths are shortcuts: a stricter condition (`1 <`, `<`,
+    # `+ taken`, `and unbounded`, or no str check) sends the write down the general path,
+    # which checks, appends and counts the same; `_closed_by_idle = None` is read for its
+    # truth only.
+    "yunhu_stream._streamer.xǁStreamerǁwrite__mutmut_2",
+    "yunhu_stream._streamer.xǁStreamerǁwrite__mutmut_6",
+    "yunhu_stream._streamer.xǁStreamerǁwrite__mutmut_8",
+    "yunhu_stream._streamer.xǁStreamerǁwrite__mutmut_22",
+    "yunhu_stream._streamer.xǁStreamerǁwrite__mutmut_24",
+    "yunhu_stream._streamer.xǁStreamerǁwrite__mutmut_25",
+    "yunhu_stream._streamer.xǁStreamerǁ_raise_if_failed__mutmut_3",
     # The default arguments of _StreamPayload.decode, which refuses whatever they are.
     "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_1",
     "yunhu_stream._transport.xǁ_StreamPayloadǁdecode__mutmut_2",

@@ -235,7 +235,8 @@ class TestInputValidation:
     async def test_write_takes_str_only(self, bot: Bot, value: object) -> None:
         """(4) Anything but str raises TypeError naming the type."""
         async with bot.stream(to="user:1") as s:
-            with pytest.raises(TypeError, match="takes str"):
+            named = f"write\\(\\) takes str, not {type(value).__name__}$"
+            with pytest.raises(TypeError, match=named):
                 await s.write(value)  # type: ignore[arg-type]
             with pytest.raises(TypeError, match="takes str"):
                 s.write_nowait(value)  # type: ignore[arg-type]
