@@ -164,16 +164,12 @@ class _Api:
         return self.answer()
 
 
-def _app(server: _Api) -> web.Application:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    return app
-
-
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[_Api, Transport]]:
     server = _Api()
-    async with serving(_app(server)) as url:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", server.handle)
+    async with serving(app) as url:
         transport = Transport("tok-secret", f"{url}/open-apis/v1", session=None,
                               connect_timeout=5, response_timeout=5)
         try:
@@ -234,10 +230,9 @@ class TestSession:
     async def test_a_session_the_caller_gives_is_the_one_requests_use(
         self, api: tuple[_Api, Transport]
     ) -> None:
-        server, _ = api
-        async with (aiohttp.ClientSession(headers={"X-Mine": "1"}) as mine,
-                    serving(_app(server)) as url):
-            transport = Transport("tok-secret", f"{url}/open-apis/v1", session=mine,
+        server, ours = api
+        async with aiohttp.ClientSession(headers={"X-Mine": "1"}) as mine:
+            transport = Transport("tok-secret", ours.base_url, session=mine,
                                   connect_timeout=5, response_timeout=5)
             assert transport.session() is mine
             await transport.call("POST", "bot/send", payload={})
