@@ -359,12 +359,9 @@ class Streamer:
             try:
                 await waiter
             except asyncio.CancelledError:
-                if task.cancelled():  # another task aborted the stream
-                    raise StreamClosedError(
-                        "the stream was aborted (by another task) while closing",
-                        text=self.text,
-                    ) from None
-                self._state = StreamState.ABORTED  # this caller was cancelled: abandon it
+                # This caller was cancelled (even if another task aborted the stream
+                # meanwhile, the cancellation is what it must see): abandon the stream.
+                self._state = StreamState.ABORTED
                 self._buffer.abandon()
                 await self._cancel_task()
                 raise

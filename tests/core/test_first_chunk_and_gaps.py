@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 from structlog.testing import capture_logs
 
@@ -41,12 +42,14 @@ class TestFirstChunk:
     async def test_the_deadline_lets_it_go_without_a_sentence_end(
         self, bot: Bot, emulator: Emulator
     ) -> None:
-        """sentence=True waits for a sentence end, but no longer than max_wait."""
+        """sentence=True waits for a sentence end, but no longer than max_wait (0.05 s:
+        the chunk leaves within 10× that)."""
         async with bot.stream(to="group:1",
                               first_chunk=FirstChunk(sentence=True, max_wait=0.05)) as s:
             await s.write("让我想想")
-            record = await emulator.wait_for_stream()
-            await record.wait_for_chunks(1)
+            with anyio.fail_after(0.5):
+                record = await emulator.wait_for_stream()
+                await record.wait_for_chunks(1)
             assert record.chunks[0].data.decode() == "让我想想"
             await s.write("……好了。")
         assert emulator.chat("group", "1")[0].text == "让我想想……好了。"
@@ -62,13 +65,15 @@ class TestGaps:
     async def test_a_long_silence_ends_the_message_and_the_rest_starts_another(
         self, bot: Bot, emulator: Emulator
     ) -> None:
-        """gap=...: after that long without a write the message is finished where it is;
-        what comes later is a second streamed message."""
+        """gap=...: after that long without a write (0.05 s; it ends within 10× that)
+        the message is finished where it is; what comes later is a second streamed
+        message."""
         with capture_logs() as logs:
             async with bot.stream(to="group:1", gap=0.05) as s:
                 await s.write("我去查一下。")
-                first = await emulator.wait_for_stream()
-                await first.wait_done()
+                with anyio.fail_after(0.5):
+                    first = await emulator.wait_for_stream()
+                    await first.wait_done()
                 assert first.completed and first.text == "我去查一下。"
                 await s.write("查到了：晴。")
         assert [m.text for m in emulator.chat("group", "1")] == ["我去查一下。", "查到了：晴。"]

@@ -50,6 +50,10 @@ class TestIdleTimeout:
                 assert str(info.value) == ("cannot write: the stream was closed after "
                                            "idle_timeout")
                 await s.close()
+                with pytest.raises(errors.StreamClosedError) as info:
+                    await s.write("later still")  # closed now, and still says why
+                assert str(info.value) == ("cannot write to a stream that is closed after "
+                                           "idle_timeout")
         assert [m.text for m in emulator.chat("user", "1")] == ["before the silence"]
         assert [e["event"] for e in logs].count("stream_idle_closed") == 1
 

@@ -15,7 +15,7 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from yunhu_stream import Bot, MessageInfo, Streamer, StreamState, errors
+from yunhu_stream import Bot, MessageInfo, Recipient, Streamer, StreamState, errors
 from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -130,9 +130,16 @@ class TestLifecycle:
             with pytest.raises(errors.StreamClosedError, match="only once"):
                 async with s:
                     pass  # pragma: no cover
-        with pytest.raises(errors.StreamClosedError, match="only once"):
+        with pytest.raises(errors.StreamClosedError) as info:
             async with s:
                 pass  # pragma: no cover
+        assert str(info.value) == "a Streamer can be entered only once"
+
+    async def test_a_streamer_names_its_recipient_and_content_type(self, bot: Bot) -> None:
+        s = bot.stream("group:7", content_type="markdown")
+        assert s.recipient == Recipient.group("7") and s.content_type == "markdown"
+        assert repr(s) == ("<Streamer to=group:7 content_type='markdown' state=idle "
+                           "bytes=0>")
 
     async def test_no_write_is_accepted_while_closing(self, emulator: Emulator, bot: Bot) -> None:
         fault = emulator.faults.never_answer()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import linecache
+import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -13,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests._support import http_chunks, no_client_tasks, serving
-from yunhu_stream import Bot, BotStatistics, MessageInfo, Recipient, StreamState, errors
+from yunhu_stream import (
+    Bot,
+    BotStatistics,
+    MessageInfo,
+    Recipient,
+    Streamer,
+    StreamState,
+    errors,
+)
 from yunhu_stream._transport import Transport
 from yunhu_stream.emulator import Emulator
 
@@ -260,7 +270,10 @@ class TestInputValidation:
             await s.write("")
             s.write_nowait("")
         assert s.message_info is None and await s.close() is None
+        assert s.state is StreamState.CLOSED
         assert emulator.streams == [] and emulator.requests == []
+        with pytest.raises(errors.StreamClosedError):
+            await s.write("after the end")
 
 
 class TestFailFast:
@@ -515,11 +528,32 @@ def test_unclosed_stream_warns() -> None:
             s2 = b.stream(to="user:1")
             await s2.write("forgotten")
             task = next(t for t in asyncio.all_tasks() if t.get_name().startswith("yunhu-stream"))
-            with pytest.warns(ResourceWarning, match="never closed"):
+            stream = repr(s2)
+            with pytest.warns(ResourceWarning, match="never closed") as caught:
                 del s2
                 gc.collect()
+            [warning] = caught.list
+            assert str(warning.message) == f"{stream} was never closed"
+            # It names the stream as its source (tracemalloc shows where it was made) and
+            # points at the library's line that reports it.
+            assert isinstance(warning.source, Streamer) and repr(warning.source) == stream
+            assert "never closed" in linecache.getline(warning.filename, warning.lineno)
             assert task is not None
             task.cancel()
             await asyncio.wait({task})
 
     asyncio.run(leave_open())
+
+
+def test_a_streamer_never_initialised_is_collected_quietly() -> None:
+    """A Streamer whose ``__init__`` never ran (a subclass that failed first, a copy in
+    the making) is collected without an error from ``__del__``."""
+    seen: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        half = Streamer.__new__(Streamer)
+        del half
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert seen == []

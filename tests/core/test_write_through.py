@@ -49,6 +49,21 @@ async def test_spaced_and_burst_writes_show_the_text_in_order(
     assert 1 <= s.stats.chunks_sent <= len(PIECES)
 
 
+async def test_a_close_right_after_a_burst_still_sends_the_burst(
+    bot: Bot, emulator: Emulator
+) -> None:
+    """The last writes woke the body but it had not run yet when close() came: it sends
+    them before it ends the body."""
+    async with bot.stream(to="user:4") as s:
+        await s.write("a")
+        await (await emulator.wait_for_stream()).wait_for_chunks(1)
+        await asyncio.sleep(0.01)  # the body parks: the next write goes through
+        await s.write("b")
+        await s.write("c")  # right after it: this one wakes the body instead
+    assert emulator.chat("user", "4")[0].text == "abc"
+    assert s.stats.bytes_sent == 3
+
+
 async def test_spaced_writes_roll_over_at_the_limit(bot: Bot, emulator: Emulator) -> None:
     """Writes that reach a message's split while going through still end that message
     there and start the next one."""
