@@ -112,9 +112,7 @@ class TranscriptBuffer:
                 return  # handed on by the write itself: the reader need not wake
             reader.set_result(None)
             self._reader = None
-        elif self.eof or self.aborted:
-            self.room = 0
-        else:
+        else:  # (never once eof or aborted is set: every write checks the state first)
             pending = len(self.data) - self.taken
             room = sys.maxsize if self.unbounded else self.max_pending - pending
             if self._gathering is not None:  # stop short of what ends the gathering

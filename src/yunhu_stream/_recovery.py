@@ -224,9 +224,10 @@ class Recovery:
                 await self._clear_leftover(found)
             return info
         finally:
-            d.api.claimed.discard(found or "")
-            if found and d.api.shared is not None:
-                await d.api.shared.release(found)
+            if found:
+                d.api.claimed.discard(found)
+                if d.api.shared is not None:
+                    await d.api.shared.release(found)
 
     async def _final_edit(
         self, msg_id: str, text: str, buttons: Any, at: list[str] | None

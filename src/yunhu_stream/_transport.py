@@ -235,7 +235,6 @@ class BodySink:
 
     async def end(self, chunk: bytes = b"") -> None:
         """Send ``chunk`` and the end of the body, in one write when they fit."""
-        self._started = True
         await self._writer.write_eof(chunk)
 
     def ready(self) -> bool:

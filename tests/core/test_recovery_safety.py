@@ -12,6 +12,7 @@ import textwrap
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from tests._support import child_env
 from yunhu_stream import Bot, Streamer, errors
@@ -189,10 +190,15 @@ class TestShownOnce:
         partial message is found and finished instead of sent twice."""
         emulator.faults.drop_after(20)
         emulator.faults.reject(-1, "busy", times=1, endpoint="messages")
-        async with make_bot(emulator) as bot, bot.stream(to=GROUP) as s:
-            await write_slowly(s, A_TEXT)
+        with capture_logs() as logs:
+            async with make_bot(emulator) as bot, bot.stream(to=GROUP) as s:
+                await write_slowly(s, A_TEXT)
         assert shown(emulator) == [A_TEXT]
+        failed = [e for e in logs if e["event"] == "recovery_lookup_failed"]
+        assert failed == [{"event": "recovery_lookup_failed", "error": "APIError",
+                           "log_level": "warning", "recv_type": "group", "recv_id": "42"}]
         assert s.message_info is not None and s.message_info.delivery == "stream+edit"
+        assert not bot._api.claimed  # given up when done: a long-running Bot keeps none
 
 
 class TestAfterRecovery:

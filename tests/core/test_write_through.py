@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 
 from yunhu_stream import Bot
@@ -62,6 +63,27 @@ async def test_a_close_right_after_a_burst_still_sends_the_burst(
         await s.write("c")  # right after it: this one wakes the body instead
     assert emulator.chat("user", "4")[0].text == "abc"
     assert s.stats.bytes_sent == 3
+
+
+async def test_one_byte_writes_reach_the_chat_without_a_close(
+    bot: Bot, emulator: Emulator
+) -> None:
+    """A single byte written while the body waits is sent at once, whether it goes
+    through (the connection idle) or wakes the body (right after another write)."""
+    async with bot.stream(to="user:5") as s:
+        await s.write("a")
+        record = await emulator.wait_for_stream()
+        await record.wait_for_chunks(1)
+        await asyncio.sleep(0.01)  # the body parks
+        await s.write("b")  # goes through
+        await s.write("c")  # right after it: wakes the body
+        with anyio.fail_after(2):
+            await emulator.wait_until(lambda: record.text == "abc" or None)
+        await asyncio.sleep(0.01)
+        await s.write("d")  # the body parked again
+        with anyio.fail_after(2):
+            await emulator.wait_until(lambda: record.text == "abcd" or None)
+    assert emulator.chat("user", "5")[0].text == "abcd"
 
 
 async def test_spaced_writes_roll_over_at_the_limit(bot: Bot, emulator: Emulator) -> None:

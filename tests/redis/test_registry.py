@@ -4,6 +4,7 @@ message another process is streaming into the same chat."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -90,3 +91,30 @@ async def test_a_finished_recovery_leaves_no_claim_behind(redis: RedisServer) ->
         assert shown(emu) == [A_TEXT]
     assert s.message_info is not None and s.message_info.delivery == "stream+edit"
     assert redis.client.keys("*:claim:*") == []
+
+
+async def test_the_registry_lists_a_running_stream_with_its_progress_until_it_ends(
+    redis: RedisServer,
+) -> None:
+    """What another process's recovery reads: a running stream of the chat with when it
+    started and the bytes sent by its last finished message, that message among the
+    chat's delivered ones; and once the stream is over, no stream."""
+    options = {"base_url": None, "rate_limit": None, "redis": redis.url}
+    async with Emulator() as emu:
+        options["base_url"] = emu.base_url
+        async with Bot(emu.token, **options) as bot_a, \
+                Bot(emu.token, **options) as bot_b:  # type: ignore[arg-type]
+            other = bot_b._api.shared
+            assert other is not None
+            before_ms = int(time.time() * 1000)
+            s = bot_a.stream(to=GROUP, gap=0.05)
+            await s.write("the first message")
+            await emu.wait_until(lambda: len(s.messages) == 1 or None)  # ended by the gap
+            [(started_ms, sent)] = (await other.remote_streams(GROUP)).values()
+            assert before_ms <= started_ms <= int(time.time() * 1000)
+            assert sent == len(b"the first message")
+            assert s.messages[0].msg_id in await other.delivered(GROUP)
+            await s.write("the second")
+            await s.close()
+            assert await other.remote_streams(GROUP) == {}
+            assert {m.msg_id for m in s.messages} <= await other.delivered(GROUP)

@@ -167,6 +167,8 @@ class TestBadServers:
                 pass
         assert info.value.status == 401
         assert secret not in str(info.value) and secret not in repr(info.value)
+        assert str(info.value) == "wschat: HTTP 401: 'Invalid response status'"
+        assert info.value.endpoint == "wschat" and info.value.body == "Invalid response status"
 
     async def test_nothing_listening_is_a_connect_error_after_the_retries(self) -> None:
         url = f"ws://127.0.0.1:{free_port()}/chat"
@@ -175,6 +177,8 @@ class TestBadServers:
                               reconnect_max_wait=1):
                 pass
         assert "secret-token-xyz" not in str(info.value)
+        assert str(info.value).startswith("wschat: ClientConnectorError: Cannot connect to ")
+        assert info.value.endpoint == "wschat"
 
     async def test_a_stream_fails_with_its_text_when_the_server_never_comes_back(self) -> None:
         server = WsChatServer()
