@@ -166,7 +166,9 @@ class TestShownOnce:
         emulator.faults.http_status(502, when="after_body", times=None, endpoint="edit")
         async with make_bot(emulator, retry_attempts=2) as bot, bot.stream(to=GROUP) as s:
             await write_slowly(s, A_TEXT)
-        assert shown(emulator) == [A_TEXT]
+            await emulator.wait_until(lambda: shown(emulator) == [A_TEXT] or None)
+            await bot.send(GROUP, "another message meanwhile")  # the newest in the chat
+        assert shown(emulator) == [A_TEXT, "another message meanwhile"]
         assert s.message_info is not None and s.message_info.delivery == "stream+edit"
 
     async def test_rejected_edits_send_fresh_and_recall_the_partial(
@@ -199,6 +201,27 @@ class TestShownOnce:
                            "log_level": "warning", "recv_type": "group", "recv_id": "42"}]
         assert s.message_info is not None and s.message_info.delivery == "stream+edit"
         assert not bot._api.claimed  # given up when done: a long-running Bot keeps none
+
+
+    async def test_a_failed_final_edit_that_cannot_be_checked_sends_the_text_again(
+        self, emulator: Emulator
+    ) -> None:
+        """The closing edit of a recovered message fails and the lookup that would show
+        whether it took effect fails too: the whole text is sent as a new message and
+        the partial one recalled (never taken as shown)."""
+        emulator.faults.drop_after(20)
+        async with make_bot(emulator) as bot:
+            s = bot.stream(to=GROUP)
+            await write_slowly(s, A_TEXT)
+            await emulator.wait_until(lambda: shown(emulator) == [A_TEXT] or None)
+            emulator.faults.reject(-1, "down", times=None, endpoint=("edit", "messages"))
+            await s.write("，完")
+            await s.close()
+        assert shown(emulator) == [A_TEXT + "，完"]
+        assert s.message_info is not None and s.message_info.delivery == "send"
+        [partial] = [m for m in emulator.chat("group", "42", include_recalled=True)
+                     if m.recalled]
+        assert partial.text == A_TEXT
 
 
 class TestAfterRecovery:

@@ -118,3 +118,33 @@ async def test_the_registry_lists_a_running_stream_with_its_progress_until_it_en
             await s.close()
             assert await other.remote_streams(GROUP) == {}
             assert {m.msg_id for m in s.messages} <= await other.delivered(GROUP)
+
+
+async def test_each_endpoint_has_its_own_shared_window(redis: RedisServer) -> None:
+    """YunHu limits each endpoint on its own (10/s): a send and a stream count in two
+    shared windows, named by the endpoint (and a hash of the token, never the token)."""
+    async with Emulator() as emu, Bot(emu.token, base_url=emu.base_url,
+                                      redis=redis.url) as bot:
+        await bot.send(GROUP, "a message")
+        async with bot.stream(to=GROUP) as s:
+            await s.write("a stream")
+    windows = {k.decode().rsplit(":rl:", 1)[1].rsplit(":", 1)[0]
+               for k in redis.client.keys("*:rl:*")}
+    assert windows == {"bot/send", "bot/send-stream"}
+    assert not [k for k in redis.client.keys("*") if emu.token.encode() in k]
+
+
+async def test_with_redis_a_recovered_message_is_kept_up_to_date_while_writing(
+    redis: RedisServer,
+) -> None:
+    """The claim in Redis is taken once, and the recovery then follows the writes with
+    edits: the chat shows the whole text before the stream is closed."""
+    async with Emulator() as emu:
+        emu.faults.drop_after(20)
+        async with Bot(emu.token, base_url=emu.base_url, rate_limit=None, edit_interval=0.05,
+                       redis=redis.url) as bot, bot.stream(to=GROUP) as s:
+            for i in range(0, len(A_TEXT), 20):
+                await s.write(A_TEXT[i:i + 20])
+                await asyncio.sleep(0.01)
+            await emu.wait_until(lambda: shown(emu) == [A_TEXT] or None)
+    assert s.message_info is not None and s.message_info.delivery == "stream+edit"
