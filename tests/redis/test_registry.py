@@ -7,7 +7,9 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from tests.redis._support import RedisServer, redis_server
 from yunhu_stream import Bot
@@ -148,3 +150,44 @@ async def test_with_redis_a_recovered_message_is_kept_up_to_date_while_writing(
                 await asyncio.sleep(0.01)
             await emu.wait_until(lambda: shown(emu) == [A_TEXT] or None)
     assert s.message_info is not None and s.message_info.delivery == "stream+edit"
+
+
+async def test_a_recovery_waiting_for_another_processes_stream_goes_on_when_it_ends(
+    redis: RedisServer,
+) -> None:
+    """A's request drops while B (another process) streams into the same chat, so A's
+    recovery cannot tell its partial message from B's and waits. When B's stream ends,
+    A looks again, finds its own message and follows the writes with edits: the chat
+    shows A's whole text before A is closed, and B's message is left alone."""
+    options = {"base_url": None, "rate_limit": None, "edit_interval": 0.05,
+               "redis": redis.url}
+    half = len(A_TEXT) // 2
+    async with Emulator() as emu:
+        options["base_url"] = emu.base_url
+        async with Bot(emu.token, **options) as bot_a, \
+                Bot(emu.token, **options) as bot_b:  # type: ignore[arg-type]
+            b = bot_b.stream(to=GROUP)
+            await b.write(COMMON)
+            record_b = await emu.wait_for_stream()
+            await record_b.wait_for_bytes(len(COMMON.encode()))
+            emu.faults.drop_after(30)
+            with capture_logs() as logs:
+                a = bot_a.stream(to=GROUP)
+                await a.write(A_TEXT[:half])
+                with anyio.fail_after(5):
+                    while not [e for e in logs if e["event"] == "stream_recovering"]:
+                        await asyncio.sleep(0.01)
+            [recovering] = [e for e in logs if e["event"] == "stream_recovering"]
+            assert recovering["found_msg_id"] is None  # B's stream may be writing it
+            await b.write(B_TEXT[len(COMMON):])
+            await b.close()
+            for i in range(half, len(A_TEXT), 20):
+                await a.write(A_TEXT[i:i + 20])
+                await asyncio.sleep(0.01)
+            with anyio.fail_after(3):
+                await emu.wait_until(lambda: sorted(shown(emu)) == sorted([A_TEXT, B_TEXT])
+                                     or None)
+            await a.close()
+        assert sorted(shown(emu)) == sorted([A_TEXT, B_TEXT])
+    assert a.message_info is not None and a.message_info.delivery == "stream+edit"
+    assert b.message_info is not None and b.message_info.delivery == "stream"
