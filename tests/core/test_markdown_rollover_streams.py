@@ -6,6 +6,7 @@ Bot.stream into the emulator: what each message shows, what the chat shows, reco
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -65,6 +66,24 @@ class TestCodeBlocksAcrossMessages:
                 text = body
             rebuilt += text
         assert rebuilt == CODE
+
+    async def test_lines_sent_one_by_one_still_end_each_message_at_a_line(
+        self, bot: Bot, emulator: Emulator
+    ) -> None:
+        """Each line reaches the chat before the next is written, so a split can only
+        fall where nothing was sent yet: the first line end in the last quarter of the
+        allowance ends the message (not the last one that fits)."""
+        text = "".join(f"第 {i:02d} 行：一些文字\n" for i in range(40))
+        async with bot.stream(to="group:1", content_type="markdown",
+                              max_message_bytes=LIMIT) as s:
+            for line in text.splitlines(keepends=True):
+                await s.write(line)
+                await asyncio.sleep(0.003)  # the body sends it and parks
+        messages = [m.text for m in emulator.chat("group", "1")]
+        assert len(messages) >= 4 and "".join(messages) == text
+        assert all(m.endswith("\n") for m in messages)
+        line = len(text.splitlines(keepends=True)[0].encode())
+        assert all(len(m.encode()) <= LIMIT * 3 // 4 + line for m in messages)
 
     async def test_plain_text_streams_roll_over_as_before(
         self, bot: Bot, emulator: Emulator
