@@ -105,6 +105,25 @@ EQUIVALENT: frozenset[str] = frozenset({
     "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_6",
     "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_7",
     "yunhu_stream._buffer.xǁTranscriptBufferǁ_choose_split__mutmut_9",
+    # TranscriptBuffer: None for False in flags read only for their truth (take's and
+    # deliver's head/tail due, next_message's unbounded); take's `<` for `<=`: a chunk of
+    # exactly CHUNK_CAP ends at utf8_floor(start + CHUNK_CAP), which is that same end;
+    # append's room for the fast path computed smaller (`+ taken`, `/ 2` on an integer
+    # compare, `// 3`, `- 2`): the writes it leaves out take the general path, which
+    # appends and wakes the same.
+    "yunhu_stream._buffer.xǁTranscriptBufferǁtake__mutmut_1",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁtake__mutmut_19",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁtake__mutmut_23",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁdeliver__mutmut_10",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁdeliver__mutmut_15",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁnext_message__mutmut_8",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁappend__mutmut_19",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁappend__mutmut_34",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁappend__mutmut_35",
+    "yunhu_stream._buffer.xǁTranscriptBufferǁappend__mutmut_36",
+    # Streamer.write's re-check after a wait encodes "" only to check the state; any
+    # other text is checked the same and its bytes thrown away.
+    "yunhu_stream._streamer.xǁStreamerǁwrite__mutmut_36",
     # ws_connect's cast() does nothing at run time, whatever type it names.
     "yunhu_stream._transport.x_ws_connect__mutmut_10",
     "yunhu_stream._transport.x_ws_connect__mutmut_15",
