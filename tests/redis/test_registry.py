@@ -101,9 +101,8 @@ async def test_the_registry_lists_a_running_stream_with_its_progress_until_it_en
     """What another process's recovery reads: a running stream of the chat with when it
     started and the bytes sent by its last finished message, that message among the
     chat's delivered ones; and once the stream is over, no stream."""
-    options = {"base_url": None, "rate_limit": None, "redis": redis.url}
     async with Emulator() as emu:
-        options["base_url"] = emu.base_url
+        options = {"base_url": emu.base_url, "rate_limit": None, "redis": redis.url}
         async with Bot(emu.token, **options) as bot_a, \
                 Bot(emu.token, **options) as bot_b:  # type: ignore[arg-type]
             other = bot_b._api.shared
@@ -159,11 +158,10 @@ async def test_a_recovery_waiting_for_another_processes_stream_goes_on_when_it_e
     recovery cannot tell its partial message from B's and waits. When B's stream ends,
     A looks again, finds its own message and follows the writes with edits: the chat
     shows A's whole text before A is closed, and B's message is left alone."""
-    options = {"base_url": None, "rate_limit": None, "edit_interval": 0.05,
-               "redis": redis.url}
     half = len(A_TEXT) // 2
     async with Emulator() as emu:
-        options["base_url"] = emu.base_url
+        options = {"base_url": emu.base_url, "rate_limit": None, "edit_interval": 0.05,
+                   "redis": redis.url}
         async with Bot(emu.token, **options) as bot_a, \
                 Bot(emu.token, **options) as bot_b:  # type: ignore[arg-type]
             b = bot_b.stream(to=GROUP)
