@@ -105,7 +105,7 @@ async def test_the_registry_lists_a_running_stream_with_its_progress_until_it_en
         options = {"base_url": emu.base_url, "rate_limit": None, "redis": redis.url}
         async with Bot(emu.token, **options) as bot_a, \
                 Bot(emu.token, **options) as bot_b:  # type: ignore[arg-type]
-            other = bot_b._api.shared
+            other = bot_b.shared
             assert other is not None
             before_ms = int(time.time() * 1000)
             s = bot_a.stream(to=GROUP, gap=0.05)
