@@ -72,6 +72,7 @@ EQUIVALENT: frozenset[str] = frozenset({
     "yunhu_stream._transport.xǁTransportǁcall__mutmut_6",
     "yunhu_stream._transport.xǁTransportǁcall__mutmut_14",
     "yunhu_stream._transport.xǁTransportǁcall__mutmut_28",
+    "yunhu_stream._transport.xǁTransportǁpost_stream__mutmut_10",  # allow_redirects=None
     # Delivery._write_body: a gap split needs `taken > message_start`, and `>=` cannot
     # differ: a message's body starts only once the message has text, and waits for
     # writes only after it took some.
