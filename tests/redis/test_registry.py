@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.redis._support import RedisServer, redis_server
-from yunhu_stream import Bot
+from yunhu_stream import Bot, Streamer
 from yunhu_stream.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -31,6 +31,13 @@ def redis() -> Iterator[RedisServer]:
 
 def shown(emu: Emulator) -> list[str]:
     return [m.text for m in emu.chat("group", "42")]
+
+
+async def write_in_pieces(s: Streamer, text: str) -> None:
+    """Write ``text`` 20 characters at a time, 10 ms apart (the recovery follows them)."""
+    for i in range(0, len(text), 20):
+        await s.write(text[i:i + 20])
+        await asyncio.sleep(0.01)
 
 
 async def run(emu: Emulator, redis_url: str | None) -> tuple[str | None, str | None]:
@@ -80,16 +87,16 @@ async def test_without_the_registry_it_would_have_taken_it(
 
 
 async def test_a_finished_recovery_leaves_no_claim_behind(redis: RedisServer) -> None:
-    """A recovery claims the partial message in Redis while it finishes it, and gives the
+    """A recovery claims the partial message in Redis once and follows the writes with
+    edits (the chat shows the whole text before the stream is closed), and gives the
     claim up when done: no claim outlives it (for REGISTRY_TTL it would keep another
     process's recovery from a message it no longer works on)."""
     async with Emulator() as emu:
         emu.faults.drop_after(20)
         async with Bot(emu.token, base_url=emu.base_url, rate_limit=None, edit_interval=0.05,
                        redis=redis.url) as bot, bot.stream(to=GROUP) as s:
-            for i in range(0, len(A_TEXT), 20):
-                await s.write(A_TEXT[i:i + 20])
-                await asyncio.sleep(0.01)
+            await write_in_pieces(s, A_TEXT)
+            await emu.wait_until(lambda: shown(emu) == [A_TEXT] or None)
         assert shown(emu) == [A_TEXT]
     assert s.message_info is not None and s.message_info.delivery == "stream+edit"
     assert redis.client.keys("*:claim:*") == []
@@ -135,22 +142,6 @@ async def test_each_endpoint_has_its_own_shared_window(redis: RedisServer) -> No
     assert not [k for k in redis.client.keys("*") if emu.token.encode() in k]
 
 
-async def test_with_redis_a_recovered_message_is_kept_up_to_date_while_writing(
-    redis: RedisServer,
-) -> None:
-    """The claim in Redis is taken once, and the recovery then follows the writes with
-    edits: the chat shows the whole text before the stream is closed."""
-    async with Emulator() as emu:
-        emu.faults.drop_after(20)
-        async with Bot(emu.token, base_url=emu.base_url, rate_limit=None, edit_interval=0.05,
-                       redis=redis.url) as bot, bot.stream(to=GROUP) as s:
-            for i in range(0, len(A_TEXT), 20):
-                await s.write(A_TEXT[i:i + 20])
-                await asyncio.sleep(0.01)
-            await emu.wait_until(lambda: shown(emu) == [A_TEXT] or None)
-    assert s.message_info is not None and s.message_info.delivery == "stream+edit"
-
-
 async def test_a_recovery_waiting_for_another_processes_stream_goes_on_when_it_ends(
     redis: RedisServer,
 ) -> None:
@@ -179,9 +170,7 @@ async def test_a_recovery_waiting_for_another_processes_stream_goes_on_when_it_e
             assert recovering["found_msg_id"] is None  # B's stream may be writing it
             await b.write(B_TEXT[len(COMMON):])
             await b.close()
-            for i in range(half, len(A_TEXT), 20):
-                await a.write(A_TEXT[i:i + 20])
-                await asyncio.sleep(0.01)
+            await write_in_pieces(a, A_TEXT[half:])
             with anyio.fail_after(3):
                 await emu.wait_until(lambda: sorted(shown(emu)) == sorted([A_TEXT, B_TEXT])
                                      or None)
