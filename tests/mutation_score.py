@@ -281,8 +281,7 @@ def report(mutmut: list[str], patterns: list[str]) -> int:
     status = {n: s for n, s in _statuses(mutmut, patterns).items() if n not in EQUIVALENT}
     counts = Counter(status.values())
     # A mutant no selected test even runs is not killed: it counts as a survivor.
-    survived = sorted(n for n, s in status.items()
-                      if s in ("survived", "no tests") and n not in EQUIVALENT)
+    survived = sorted(n for n, s in status.items() if s in ("survived", "no tests"))
     for name in survived:
         print(f"{status[name]}: {name}")
     killed = counts["killed"] + counts["timeout"]
